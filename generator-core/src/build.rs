@@ -1,0 +1,1 @@
+//! Host-side model building (work in progress).
