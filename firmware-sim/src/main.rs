@@ -1,1 +1,277 @@
-fn main() {}
+//! `firmware-sim`: generate digits as the firmware would and show them on a simulated panel.
+//!
+//! ```text
+//! cargo run -p firmware-sim -- 3141592653 --display oled --dither bayer
+//! ```
+//!
+//! Exit status: 0 on success, 2 on any bad input (with one `error: ...` line on stderr).
+
+use std::{
+    fmt,
+    io::{self, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{Parser, ValueEnum};
+use embedded_graphics::{
+    geometry::{OriginDimensions, Size},
+    pixelcolor::{BinaryColor, Gray8, GrayColor},
+};
+use embedded_graphics_simulator::{BinaryColorTheme, OutputSettingsBuilder, SimulatorDisplay};
+use firmware_sim::{
+    digits::{self, ParseError},
+    dither::Dither,
+    layout::Layout,
+    preview, render,
+    report::{self, Resources},
+};
+use generator_core::{Generator, IMAGE_PIXELS, IMAGE_SIDE, MAX_ARENA_BYTES, Model};
+
+/// Width and height of the simulated monochrome OLED (an SSD1306 128x64).
+const OLED_SIZE: Size = Size::new(128, 64);
+/// Cell sides tried on the OLED, with their gaps: full-size digits, then halved ones.
+const OLED_CELLS: [(u32, u32); 2] = [(28, 4), (14, 2)];
+/// Gap between digits on the grey panel.
+const GRAY_GAP: u32 = 4;
+/// Widest preview in terminal columns before it is shrunk.
+const PREVIEW_COLUMNS: u32 = 160;
+/// Runs of one digit the host timing takes the median of.
+const TIMING_RUNS: usize = 7;
+
+/// Generates digits with the int8 generator exactly as the firmware does and draws them on
+/// a simulated embedded display.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Digits to draw in a row, e.g. 3141592653 (default with --checksums: 0123456789).
+    digits: Option<String>,
+
+    /// Base seed: image k (row-major) uses seed + k.
+    #[arg(long, default_value_t = 42)]
+    seed: u32,
+
+    /// Images per digit, drawn as rows.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    count: u32,
+
+    /// Model file written by host-trainer (default: the model shipped in generator-core).
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+
+    /// Simulated panel.
+    #[arg(long, value_enum, default_value_t = DisplayKind::Gray)]
+    display: DisplayKind,
+
+    /// Grey-to-monochrome conversion for --display oled.
+    #[arg(long, value_enum, default_value_t = DitherArg::FloydSteinberg)]
+    dither: DitherArg,
+
+    /// Where to write the PNG (default: firmware-sim-<digits>.png in the current directory).
+    #[arg(long, value_name = "PATH")]
+    png: Option<PathBuf>,
+
+    /// Output pixels per display pixel in the PNG.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    scale: u32,
+
+    /// Only print one checksum line per image, in the firmware's format, and exit.
+    #[arg(long)]
+    checksums: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DisplayKind {
+    /// 128x64 monochrome OLED (SSD1306-like); up to 8 full-size or 32 half-size digits.
+    Oled,
+    /// 8-bit grey panel sized to fit the digits.
+    Gray,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DitherArg {
+    /// Level >= 128 is on.
+    Threshold,
+    /// 4x4 ordered (Bayer) dither.
+    Bayer,
+    /// Floyd-Steinberg error diffusion.
+    FloydSteinberg,
+}
+
+impl From<DitherArg> for Dither {
+    fn from(arg: DitherArg) -> Self {
+        match arg {
+            DitherArg::Threshold => Dither::Threshold,
+            DitherArg::Bayer => Dither::Bayer,
+            DitherArg::FloydSteinberg => Dither::FloydSteinberg,
+        }
+    }
+}
+
+/// Everything that ends the program with status 2; each prints as one line.
+#[derive(Debug)]
+enum CliError {
+    Digits(ParseError),
+    ModelRead(PathBuf, io::Error),
+    Model(String, generator_core::Error),
+    Generate(generator_core::Error),
+    TooManyForOled(usize),
+    Png(PathBuf, String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Digits(e) => write!(f, "{e}"),
+            CliError::ModelRead(path, e) => write!(f, "model file {}: {e}", path.display()),
+            CliError::Model(source, e) => write!(f, "model file {source}: {e}"),
+            CliError::Generate(e) => write!(f, "generation failed: {e}"),
+            CliError::TooManyForOled(n) => write!(
+                f,
+                "{n} images do not fit the 128x64 OLED (at most 32); use --display gray"
+            ),
+            CliError::Png(path, e) => write!(f, "cannot write PNG {}: {e}", path.display()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(text) => {
+            // A closed pipe (e.g. `| head`) is not an error worth a panic.
+            let _ = io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // Keep it to one line whatever the underlying message holds.
+            let message = e.to_string().replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Does the work and returns what to print on stdout.
+fn run(cli: &Cli) -> Result<String, CliError> {
+    let text = match (&cli.digits, cli.checksums) {
+        (Some(text), _) => text.as_str(),
+        (None, true) => "0123456789",
+        (None, false) => "",
+    };
+    let digits = digits::parse_digits(text).map_err(CliError::Digits)?;
+
+    let file;
+    let (model, source, model_bytes) = match &cli.model {
+        Some(path) => {
+            file = std::fs::read(path).map_err(|e| CliError::ModelRead(path.clone(), e))?;
+            let shown = path.display().to_string();
+            let model = Model::from_bytes(&file).map_err(|e| CliError::Model(shown.clone(), e))?;
+            (model, shown, file.len())
+        }
+        None => {
+            let model = generator_core::default_model()
+                .map_err(|e| CliError::Model("(shipped default)".into(), e))?;
+            (
+                model,
+                "shipped default".to_string(),
+                generator_core::DEFAULT_MODEL.len(),
+            )
+        }
+    };
+    if model.arena_bytes() > MAX_ARENA_BYTES {
+        return Err(CliError::Model(
+            source,
+            generator_core::Error::ArenaTooSmall,
+        ));
+    }
+
+    let rows = cli.count as usize;
+    let images =
+        digits::generate_grid(&model, &digits, rows, cli.seed).map_err(CliError::Generate)?;
+
+    if cli.checksums {
+        let mut out = String::new();
+        for (k, image) in images.iter().enumerate() {
+            let digit = digits[k % digits.len()];
+            out.push_str(&digits::checksum_line(
+                digit,
+                digits::seed_for(cli.seed, k),
+                image,
+            ));
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+
+    let tiles = images.iter().map(|image| &image[..]);
+    let side = IMAGE_SIDE as u32;
+    let png = cli
+        .png
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("firmware-sim-{text}.png")));
+    let settings = OutputSettingsBuilder::new().scale(cli.scale);
+    let (title, preview) = match cli.display {
+        DisplayKind::Gray => {
+            let layout = Layout::fitted(digits.len() as u32, cli.count, side, GRAY_GAP);
+            let mut display = SimulatorDisplay::<Gray8>::new(layout.panel_size());
+            // The simulator's draw target cannot fail.
+            let Ok(()) = render::draw_gray(&mut display, &layout, side, tiles);
+            display
+                .to_grayscale_output_image(&settings.build())
+                .save_png(&png)
+                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let size = display.size();
+            let step = preview::step_for(size.width, PREVIEW_COLUMNS);
+            let title = format!("{}x{} grey panel", size.width, size.height);
+            (
+                title,
+                preview::gray(size, step, |p| display.get_pixel(p).luma()),
+            )
+        }
+        DisplayKind::Oled => {
+            let layout = Layout::on_panel(OLED_SIZE, images.len() as u32, &OLED_CELLS)
+                .ok_or(CliError::TooManyForOled(images.len()))?;
+            let mut display = SimulatorDisplay::<BinaryColor>::new(OLED_SIZE);
+            let Ok(()) = render::draw_binary(&mut display, &layout, side, tiles, cli.dither.into());
+            display
+                .to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build())
+                .save_png(&png)
+                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let title = format!(
+                "128x64 OLED, {:?} dither, {}-pixel digits",
+                Dither::from(cli.dither),
+                layout.cell
+            );
+            (
+                title,
+                preview::binary(OLED_SIZE, |p| display.get_pixel(p).is_on()),
+            )
+        }
+    };
+
+    // Host timing of the firmware's path: one arena, one generator, one digit per call.
+    let mut arena = [0u8; MAX_ARENA_BYTES];
+    let mut generator = Generator::new(&model, &mut arena).map_err(CliError::Generate)?;
+    let mut image = [0u8; IMAGE_PIXELS];
+    let mut resources = Resources::of(&model, source, model_bytes);
+    resources.host_time_per_digit = report::median_time(TIMING_RUNS, || {
+        generator.generate(digits[0], cli.seed, &mut image)
+    })
+    .map_err(CliError::Generate)?;
+    resources.timing_runs = TIMING_RUNS;
+
+    let seeds = if images.len() == 1 {
+        format!("seed {}", cli.seed)
+    } else {
+        format!(
+            "seeds {}..={}",
+            cli.seed,
+            digits::seed_for(cli.seed, images.len() - 1)
+        )
+    };
+    Ok(format!(
+        "digits {text} x{rows}, {seeds}, on a {title}\n{preview}wrote {}\n\n{resources}\n",
+        png.display()
+    ))
+}
