@@ -1,0 +1,219 @@
+//! Runs the built `firmware-sim` binary: one success per panel, the checksum mode against
+//! generator-core computed here, and every bad input (exit status 2, one stderr line).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use generator_core::{DEFAULT_MODEL, Generator, IMAGE_PIXELS, MAX_ARENA_BYTES, Model};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(args)
+        .output()
+        .expect("run firmware-sim")
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("firmware-sim-cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Exit status 2, nothing on stdout, exactly one `error: ...` line on stderr (returned).
+fn assert_rejected(output: &Output) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(err.starts_with("error: "), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(!err.contains("panicked"), "{err:?}");
+    err
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).expect("PNG written");
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+}
+
+#[test]
+fn draws_one_digit_on_the_grey_panel() {
+    let dir = scratch("grey");
+    let png = dir.join("four.png");
+    let output = run(&["4", "--png", png.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(
+        out.starts_with("digits 4 x1, seed 42, on a 32x32 grey panel\n"),
+        "{out}"
+    );
+    for needle in [
+        "resources (shipped default model)",
+        "flash",
+        "arena",
+        "stack",
+        "per digit",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    // 32 pixel rows, two per preview line.
+    let preview_lines = out
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("wrote "))
+        .count();
+    assert_eq!(preview_lines, 16, "{out}");
+    assert_png(&png);
+}
+
+#[test]
+fn draws_pi_on_the_oled_with_every_dither() {
+    let dir = scratch("oled");
+    for dither in ["threshold", "bayer", "floyd-steinberg"] {
+        let png = dir.join(format!("pi-{dither}.png"));
+        let output = run(&[
+            "3141592653",
+            "--display",
+            "oled",
+            "--dither",
+            dither,
+            "--png",
+            png.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{dither}: {}", stderr(&output));
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(out.contains("128x64 OLED"), "{out}");
+        assert_png(&png);
+    }
+}
+
+#[test]
+fn checksums_match_generator_core() {
+    let output = run(&["--checksums", "--seed", "7", "--count", "2", "90"]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let model = Model::from_bytes(DEFAULT_MODEL).expect("shipped model loads");
+    let mut arena = [0u8; MAX_ARENA_BYTES];
+    let mut generator = Generator::new(&model, &mut arena).expect("arena fits");
+    let mut image = [0u8; IMAGE_PIXELS];
+    let mut expected = String::new();
+    // Row-major over rows of "90": image k has seed 7 + k.
+    for (k, digit) in [9u8, 0, 9, 0].into_iter().enumerate() {
+        let seed = 7 + k as u32;
+        generator
+            .generate(digit, seed, &mut image)
+            .expect("generates");
+        expected.push_str(&firmware_sim::digits::checksum_line(digit, seed, &image));
+        expected.push('\n');
+    }
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+}
+
+#[test]
+fn rejects_a_non_digit() {
+    let err = assert_rejected(&run(&["31a4"]));
+    assert!(err.contains("'a' at position 2 is not a digit"), "{err}");
+}
+
+#[test]
+fn rejects_an_empty_list() {
+    let err = assert_rejected(&run(&[""]));
+    assert!(err.contains("no digits given"), "{err}");
+    assert_rejected(&run(&[]));
+}
+
+#[test]
+fn rejects_a_missing_model_file() {
+    let path = scratch("missing").join("absent.dgen");
+    let err = assert_rejected(&run(&["4", "--model", path.to_str().unwrap()]));
+    assert!(
+        err.starts_with(&format!("error: model file {}: ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejects_corrupt_model_files_naming_the_loader_error() {
+    let dir = scratch("corrupt");
+    let mut flipped = DEFAULT_MODEL.to_vec();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    let cases = [
+        ("flipped.dgen", flipped),
+        (
+            "truncated.dgen",
+            DEFAULT_MODEL[..DEFAULT_MODEL.len() / 3].to_vec(),
+        ),
+        ("text.dgen", b"not a model at all\n".to_vec()),
+        ("empty.dgen", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).expect("write model file");
+        let loader_error = Model::from_bytes(&bytes).expect_err("corrupt model must not load");
+        let err = assert_rejected(&run(&["4", "--model", path.to_str().unwrap()]));
+        assert_eq!(
+            err,
+            format!("error: model file {}: {loader_error}\n", path.display())
+        );
+    }
+}
+
+#[test]
+fn rejects_an_unwritable_png_path() {
+    let dir = scratch("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"").expect("write file");
+    // A path below a regular file cannot be created, not even by root.
+    let png = file.join("out.png");
+    let err = assert_rejected(&run(&["4", "--png", png.to_str().unwrap()]));
+    assert!(err.contains("cannot write PNG"), "{err}");
+}
+
+#[test]
+fn rejects_more_digits_than_the_oled_holds() {
+    let dir = scratch("too-many");
+    let png = dir.join("x.png");
+    let digits = "0123456789".repeat(4);
+    let err = assert_rejected(&run(&[
+        &digits,
+        "--display",
+        "oled",
+        "--png",
+        png.to_str().unwrap(),
+    ]));
+    assert!(err.contains("do not fit"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["4", "--count", "0"][..],
+        &["4", "--display", "lcd"],
+        &["4", "--bogus"],
+    ] {
+        let output = run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Cortex-M4 firmware: generates the digits 0-9 with `generator-core` and the shipped
+//! model, prints a checksum of each image, the instructions it took and an ASCII preview,
+//! then exits through semihosting.
+//!
+//! Runs on QEMU's `mps2-an386` board (see README.md). Instruction counting relies on QEMU's
+//! `-icount shift=0`, under which SysTick (core clock) advances one tick per 40 retired
+//! instructions; the firmware calibrates that ratio itself on a loop of known length.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::{SCB, SYST, syst::SystClkSource};
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+use generator_core::{Generator, IMAGE_PIXELS, IMAGE_SIDE, Image, MAX_ARENA_BYTES, Model};
+use panic_semihosting as _;
+
+/// Digit `d` is generated with seed `BASE_SEED + d`: the schedule of
+/// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
+const BASE_SEED: u32 = 42;
+/// The digit whose image is printed as ASCII art.
+const PREVIEW_DIGIT: u8 = 4;
+/// SysTick is a 24-bit down-counter; it runs through all of it.
+const RELOAD: u32 = 0x00FF_FFFF;
+/// Iterations of the calibration loop (two instructions each).
+const CALIBRATION_ITERATIONS: u32 = 1_000_000;
+/// Stack painting fills this many bytes below the current stack pointer (or down to the end
+/// of static RAM, whichever is closer).
+const PAINT_WINDOW: usize = 64 * 1024;
+/// The paint pattern.
+const PAINT: u32 = 0xA5A5_A5A5;
+
+/// Number of times SysTick has wrapped around.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[entry]
+fn main() -> ! {
+    let Some(mut core) = cortex_m::Peripherals::take() else {
+        fail("core peripherals already taken")
+    };
+    start_systick(&mut core.SYST);
+
+    hprintln!("digits-m4: generator-core on a Cortex-M4 (QEMU mps2-an386)");
+    let milli_per_tick = calibrate();
+    hprintln!(
+        "calibration: {}.{:03} instructions per SysTick tick (expected 40.000)",
+        milli_per_tick / 1000,
+        milli_per_tick % 1000
+    );
+
+    let model = match generator_core::default_model() {
+        Ok(model) => model,
+        Err(e) => fail_with("shipped model does not load", e),
+    };
+    let macs = model.macs_per_digit();
+    hprintln!(
+        "model: {} bytes (weights {}), arena {} of {} bytes, {} MACs per digit",
+        generator_core::DEFAULT_MODEL.len(),
+        model.weight_bytes(),
+        model.arena_bytes(),
+        MAX_ARENA_BYTES,
+        macs
+    );
+
+    // Statics in .bss, so `llvm-size` accounts for them; each `singleton!` runs once.
+    let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
+        fail("arena already taken")
+    };
+    let Some(image) = cortex_m::singleton!(: Image = [0; IMAGE_PIXELS]) else {
+        fail("image buffer already taken")
+    };
+
+    let painted = paint_stack();
+    let (total, min, max) = generate_all(&model, arena, image, milli_per_tick);
+    let peak = stack_peak(painted);
+
+    let mean = total / 10;
+    hprintln!(
+        "instructions per digit: mean {} (min {}, max {})",
+        mean,
+        min,
+        max
+    );
+    let per_mac_x100 = (mean * 100 + macs / 2) / macs.max(1);
+    hprintln!(
+        "instructions per MAC: {}.{:02}",
+        per_mac_x100 / 100,
+        per_mac_x100 % 100
+    );
+    hprintln!("stack peak: {} bytes", peak);
+    hprintln!("done");
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Generates every digit, printing its checksum and cost. Returns the total, smallest and
+/// largest instruction counts.
+#[inline(never)]
+fn generate_all(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    image: &mut Image,
+    milli_per_tick: u64,
+) -> (u64, u64, u64) {
+    let macs = model.macs_per_digit().max(1);
+    let mut generator = match Generator::new(model, arena) {
+        Ok(generator) => generator,
+        Err(e) => fail_with("generator rejects the arena", e),
+    };
+    let (mut total, mut min, mut max) = (0, u64::MAX, 0);
+    for digit in 0..10u8 {
+        let seed = BASE_SEED + u32::from(digit);
+        let start = ticks();
+        let result = generator.generate(digit, seed, image);
+        let elapsed = ticks() - start;
+        if let Err(e) = result {
+            fail_with("generation failed", e);
+        }
+        let instructions = elapsed * milli_per_tick / 1000;
+        let per_mac_x100 = (instructions * 100 + macs / 2) / macs;
+        hprintln!(
+            "digit {} seed {} fnv1a {:#010x}",
+            digit,
+            seed,
+            fnv1a32(image)
+        );
+        hprintln!(
+            "  instructions {} ({}.{:02} per MAC)",
+            instructions,
+            per_mac_x100 / 100,
+            per_mac_x100 % 100
+        );
+        if digit == PREVIEW_DIGIT {
+            print_preview(digit, seed, image);
+        }
+        total += instructions;
+        min = min.min(instructions);
+        max = max.max(instructions);
+    }
+    (total, min, max)
+}
+
+/// Prints an image as ASCII art, two characters per pixel so it keeps its aspect.
+fn print_preview(digit: u8, seed: u32, image: &Image) {
+    const RAMP: &[u8; 10] = b" .:-=+*#%@";
+    hprintln!("preview of digit {} (seed {}):", digit, seed);
+    let mut line = [b' '; 2 * IMAGE_SIDE];
+    for row in image.chunks_exact(IMAGE_SIDE) {
+        for (cell, &level) in line.chunks_exact_mut(2).zip(row) {
+            let c = RAMP[usize::from(level) * RAMP.len() / 256];
+            cell.fill(c);
+        }
+        // The ramp is ASCII, so this never fails.
+        hprintln!("|{}|", core::str::from_utf8(&line).unwrap_or("?"));
+    }
+}
+
+/// 32-bit FNV-1a, as `firmware_sim::digits::fnv1a32` on the host.
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash: u32, &b| {
+        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Runs SysTick from the core clock over its full 24-bit range, counting wraps.
+fn start_systick(syst: &mut SYST) {
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(RELOAD);
+    syst.clear_current();
+    syst.enable_interrupt();
+    syst.enable_counter();
+}
+
+/// SysTick ticks since [`start_systick`], wraps included.
+fn ticks() -> u64 {
+    loop {
+        let wraps = WRAPS.load(Ordering::Relaxed);
+        let current = SYST::get_current();
+        // A wrap whose exception has not run yet: the counter reloaded (reads high) but
+        // WRAPS is still old.
+        let pending = SCB::is_pendst_pending() && current > RELOAD / 2;
+        if WRAPS.load(Ordering::Relaxed) == wraps {
+            let wraps = u64::from(wraps) + u64::from(pending);
+            return wraps * (u64::from(RELOAD) + 1) + u64::from(RELOAD - current);
+        }
+    }
+}
+
+/// Spins `iterations` times, two instructions per iteration (`subs`, `bne`).
+#[inline(never)]
+fn spin(iterations: u32) {
+    // SAFETY: pure register arithmetic; touches no memory and not the stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+}
+
+/// Instructions per SysTick tick, times 1000, from loops of N and 2N iterations (their
+/// difference is exactly 2N instructions, whatever the fixed overhead).
+fn calibrate() -> u64 {
+    let timed = |iterations| {
+        let start = ticks();
+        spin(iterations);
+        ticks() - start
+    };
+    let short = timed(CALIBRATION_ITERATIONS);
+    let long = timed(2 * CALIBRATION_ITERATIONS);
+    let instructions = 2 * u64::from(CALIBRATION_ITERATIONS);
+    let delta = long.saturating_sub(short);
+    hprintln!(
+        "calibration: {} extra instructions took {} ticks",
+        instructions,
+        delta
+    );
+    if delta == 0 {
+        fail("SysTick does not advance: run QEMU with -icount shift=0");
+    }
+    instructions * 1000 / delta
+}
+
+unsafe extern "C" {
+    /// Top of the stack (cortex-m-rt's linker script: end of RAM).
+    static _stack_start: u32;
+    /// Lowest address the stack may grow to (end of .bss/.uninit).
+    static _stack_end: u32;
+}
+
+/// Fills the unused stack below the caller with [`PAINT`]; returns the lowest painted
+/// address.
+#[inline(never)]
+fn paint_stack() -> usize {
+    let sp = cortex_m::register::msp::read() as usize;
+    let floor = core::ptr::addr_of!(_stack_end) as usize;
+    let low = sp.saturating_sub(PAINT_WINDOW).max(floor) & !3;
+    // Leave this function's own frame and some slack alone.
+    let high = (sp - 256) & !3;
+    let mut address = low;
+    while address < high {
+        // SAFETY: [low, high) lies between the end of static RAM and below this function's
+        // stack pointer: memory nothing else uses, word-aligned.
+        unsafe { core::ptr::write_volatile(address as *mut u32, PAINT) };
+        address += 4;
+    }
+    low
+}
+
+/// Deepest stack use since [`paint_stack`], in bytes from the top of RAM.
+fn stack_peak(low: usize) -> usize {
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut address = low;
+    // SAFETY: reads aligned words of RAM between the painted floor and the current stack.
+    while unsafe { core::ptr::read_volatile(address as *const u32) } == PAINT {
+        address += 4;
+    }
+    top - address
+}
+
+/// Reports a fatal error and exits QEMU with a failure status.
+fn fail(message: &str) -> ! {
+    hprintln!("error: {}", message);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// [`fail`] with a `generator-core` error.
+fn fail_with(message: &str, error: generator_core::Error) -> ! {
+    hprintln!("error: {}: {}", message, error);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
