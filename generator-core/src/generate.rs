@@ -1,18 +1,36 @@
-//! Running a model (work in progress).
+//! Running a model: input quantisation, the layer chain over a ping-pong arena, and
+//! the output table.
 
-use crate::{Error, IMAGE_PIXELS, Image, Model, Result};
+use crate::ops::{self, activation};
+use crate::{Error, IMAGE_PIXELS, INPUT_DIM, Image, Model, NUM_CLASSES, Result, Z_DIM, noise};
 
 /// Generates digits with a model, using a caller-owned arena for activations.
+///
+/// Nothing is allocated: the network input (42 bytes) and one convolution patch
+/// (`9 * in_ch` bytes, at most 576) live on the stack, every activation in the arena.
 #[derive(Debug)]
 pub struct Generator<'m, 'a> {
-    #[allow(dead_code)]
     model: &'m Model<'m>,
-    #[allow(dead_code)]
     arena: &'a mut [u8],
 }
 
+/// The float network input for `(digit, seed)`: `z` from [`noise::gaussian`] followed
+/// by the one-hot label. `digit` must be `0..=9`.
+pub fn float_input(digit: u8, seed: u32) -> Result<[f32; INPUT_DIM]> {
+    if digit as usize >= NUM_CLASSES {
+        return Err(Error::InvalidDigit);
+    }
+    let mut z = [0.0; Z_DIM];
+    noise::gaussian(seed, &mut z);
+    let mut x = [0.0; INPUT_DIM];
+    x[..Z_DIM].copy_from_slice(&z);
+    x[Z_DIM + digit as usize] = 1.0;
+    Ok(x)
+}
+
 impl<'m, 'a> Generator<'m, 'a> {
-    /// Checks the arena size once.
+    /// Binds a model to an arena of at least [`Model::arena_bytes`] bytes
+    /// ([`Error::ArenaTooSmall`] otherwise). The check is done here, once.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self> {
         if arena.len() < model.arena_bytes() {
             return Err(Error::ArenaTooSmall);
@@ -20,19 +38,66 @@ impl<'m, 'a> Generator<'m, 'a> {
         Ok(Generator { model, arena })
     }
 
-    /// Generates one image of `digit` from the noise of `seed`.
-    pub fn generate(&mut self, digit: u8, seed: u32, out: &mut Image) -> Result<()> {
-        if digit > 9 {
-            return Err(Error::InvalidDigit);
-        }
-        let _ = (seed, out);
-        Err(Error::Malformed)
+    /// The model this generator runs.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
     }
 
-    /// Generates `labels.len()` images; image `i` uses `seed.wrapping_add(i as u32)`.
+    /// Generates one image of `digit` (`0..=9`, else [`Error::InvalidDigit`]) from the
+    /// noise of `seed`.
+    pub fn generate(&mut self, digit: u8, seed: u32, out: &mut Image) -> Result<()> {
+        let x = float_input(digit, seed)?;
+        let mut input = [0u8; INPUT_DIM];
+        self.generate_from_input(&x, &mut input, out)
+    }
+
+    fn generate_from_input(
+        &mut self,
+        x: &[f32; INPUT_DIM],
+        input: &mut [u8; INPUT_DIM],
+        out: &mut Image,
+    ) -> Result<()> {
+        let model = self.model;
+        let (scale, zp) = (model.input_scale(), model.input_zero_point());
+        for (q, &v) in input.iter_mut().zip(x) {
+            *q = activation::quantize_input(v, scale, zp) as u8;
+        }
+        let [even_len, _] = model.arena_regions();
+        let (even, odd) = self.arena.split_at_mut(even_len);
+        let mut last_even = true;
+        for (i, layer) in model.layers().iter().enumerate() {
+            let (n_in, n_out) = (layer.input_len(), layer.output_len());
+            if i % 2 == 0 {
+                let src: &[u8] = if i == 0 {
+                    input
+                } else {
+                    odd.get(..n_in).ok_or(Error::ArenaTooSmall)?
+                };
+                let dst = even.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
+                ops::run_layer(layer, src, dst)?;
+            } else {
+                let src = even.get(..n_in).ok_or(Error::ArenaTooSmall)?;
+                let dst = odd.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
+                ops::run_layer(layer, src, dst)?;
+            }
+            last_even = i % 2 == 0;
+        }
+        let result = if last_even { &even[..] } else { &odd[..] };
+        let result = result.get(..IMAGE_PIXELS).ok_or(Error::ShapeMismatch)?;
+        activation::apply_lut(model.output_lut(), result, out);
+        Ok(())
+    }
+
+    /// Generates `labels.len()` images into `out[..labels.len()]`; image `i` uses seed
+    /// `seed.wrapping_add(i as u32)`. [`Error::BufferTooSmall`] if `out` is shorter than
+    /// `labels`, [`Error::InvalidDigit`] (before anything is generated) for a label
+    /// above 9.
     pub fn generate_batch(&mut self, labels: &[u8], seed: u32, out: &mut [Image]) -> Result<()> {
         if out.len() < labels.len() {
             return Err(Error::BufferTooSmall);
+        }
+        if labels.iter().any(|&d| d as usize >= NUM_CLASSES) {
+            return Err(Error::InvalidDigit);
         }
         for (i, (&d, img)) in labels.iter().zip(out.iter_mut()).enumerate() {
             self.generate(d, seed.wrapping_add(i as u32), img)?;
@@ -41,9 +106,11 @@ impl<'m, 'a> Generator<'m, 'a> {
     }
 }
 
-/// Converts images to `N x 1 x 28 x 28` floats in `[-1, 1]` (`v / 127.5 - 1`).
+/// Converts images to `N x 1 x 28 x 28` floats in `[-1, 1]` (`v / 127.5 - 1`), the
+/// layout the original PyTorch generator returned. [`Error::BufferTooSmall`] if `out`
+/// holds fewer than `images.len() * 784` values; extra values are left untouched.
 pub fn to_signed_unit(images: &[Image], out: &mut [f32]) -> Result<()> {
-    if out.len() < images.len() * IMAGE_PIXELS {
+    if out.len() / IMAGE_PIXELS < images.len() {
         return Err(Error::BufferTooSmall);
     }
     for (img, dst) in images.iter().zip(out.chunks_exact_mut(IMAGE_PIXELS)) {

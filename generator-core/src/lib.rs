@@ -13,8 +13,11 @@ pub mod ops;
 pub mod build;
 
 pub use error::{Error, Result};
-pub use generate::{Generator, to_signed_unit};
-pub use model::Model;
+pub use generate::{Generator, float_input, to_signed_unit};
+pub use model::{
+    FORMAT_VERSION, Layer, LayerParams, LayerShape, MAGIC, MAX_ABS_BIAS, MAX_CONV_IN_CH,
+    MAX_LAYERS, Model, SHIFT_RANGE,
+};
 
 /// Length of the latent noise vector `z`.
 pub const Z_DIM: usize = 32;

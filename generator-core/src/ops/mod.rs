@@ -1,1 +1,69 @@
-//! Integer kernels (work in progress).
+//! Integer kernels.
+//!
+//! Activations are int8 stored as raw bytes (`b as i8`), laid out HWC so that the
+//! dot product over input channels is contiguous. Each kernel checks its buffer
+//! lengths once on entry ([`Error::ShapeMismatch`]) and then runs without bounds
+//! failures; the shapes and parameters themselves were validated by [`Layer::new`].
+//!
+//! - [`requant`]: the fixed-point rescaling and its rounding rule.
+//! - [`linear`]: fully connected layer.
+//! - [`conv`]: 3x3 convolution with fused nearest 2x upsampling.
+//! - [`activation`]: input quantisation and the output table.
+
+pub mod activation;
+pub mod conv;
+pub mod linear;
+pub mod requant;
+
+use crate::{Error, Layer, LayerShape, Result};
+
+/// Runs one validated layer: `input.len()` must be [`Layer::input_len`] and
+/// `output.len()` must be [`Layer::output_len`].
+pub fn run_layer(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()> {
+    if input.len() != layer.input_len() || output.len() != layer.output_len() {
+        return Err(Error::ShapeMismatch);
+    }
+    match layer.shape() {
+        LayerShape::Linear { .. } => linear::linear(layer, input, output),
+        LayerShape::Conv3x3 { .. } => conv::conv3x3(layer, input, output),
+    }
+}
+
+/// Dot product of two equally long int8 byte slices, in `i32`.
+///
+/// Written as a plain zip so that LLVM vectorises it (`pmaddwd` on x86, `smlabb`
+/// pairs on Cortex-M4).
+#[inline(always)]
+pub fn dot(a: &[u8], b: &[u8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x as i8) * i32::from(y as i8))
+        .sum()
+}
+
+/// Per-output-channel parameters decoded from a layer's byte slices.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Channel {
+    pub bias: i32,
+    pub requant: requant::Requant,
+}
+
+/// Iterates the per-channel bias, multiplier and shift of a layer.
+pub(crate) fn channels<'a>(layer: &Layer<'a>) -> impl Iterator<Item = Channel> + Clone + 'a {
+    let p = *layer.params();
+    let out_zp = p.out_zero_point;
+    let lo = if p.relu { out_zp } else { i8::MIN };
+    p.bias
+        .chunks_exact(4)
+        .zip(p.multiplier.chunks_exact(4))
+        .zip(p.shift.iter())
+        .map(move |((b, m), &shift)| Channel {
+            bias: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            requant: requant::Requant {
+                multiplier: i32::from_le_bytes([m[0], m[1], m[2], m[3]]),
+                shift,
+                zero_point: out_zp,
+                min: lo,
+            },
+        })
+}
