@@ -16,7 +16,7 @@ pub use error::{Error, Result};
 pub use generate::{Generator, float_input, to_signed_unit};
 pub use model::{
     FORMAT_VERSION, Layer, LayerParams, LayerShape, MAGIC, MAX_ABS_BIAS, MAX_CONV_IN_CH,
-    MAX_LAYERS, Model, SHIFT_RANGE,
+    MAX_CONV_OUT_CH, MAX_LAYERS, Model, SHIFT_RANGE,
 };
 
 /// Length of the latent noise vector `z`.

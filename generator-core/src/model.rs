@@ -25,6 +25,9 @@ pub const MAX_LAYERS: usize = 8;
 /// Most input channels a 3x3 convolution may have (bounds the on-stack patch buffer,
 /// `9 * MAX_CONV_IN_CH` bytes).
 pub const MAX_CONV_IN_CH: usize = 64;
+/// Most output channels a 3x3 convolution may have (bounds the on-stack table of
+/// decoded per-channel parameters).
+pub const MAX_CONV_OUT_CH: usize = 64;
 /// Largest accepted `|bias|`: with it, `bias + sum(w * x)` cannot overflow an `i32`
 /// for any dot product of at most 65,535 terms of magnitude `128 * 128`.
 pub const MAX_ABS_BIAS: i32 = 1 << 30;

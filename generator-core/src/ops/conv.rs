@@ -8,8 +8,9 @@
 //! contiguous dot product per output channel against that patch. With the upsample,
 //! output pixel `(y, x)` of the `2h x 2w` grid reads input pixel `(y / 2, x / 2)`.
 
-use super::{channels, dot};
-use crate::model::MAX_CONV_IN_CH;
+use super::{Channel, channels};
+use crate::model::{MAX_CONV_IN_CH, MAX_CONV_OUT_CH};
+use crate::ops::requant::Requant;
 use crate::{Error, Layer, LayerShape, Result};
 
 /// The input coordinate read by tap `k` (0, 1, 2) of output coordinate `o`, or `None`
@@ -55,10 +56,26 @@ fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
     let (out_h, out_w, in_w) = (out_h as usize, out_w as usize, in_w as usize);
     let up = u32::from(upsample);
     let p = layer.params();
-    let zp = p.in_zero_point as u8;
+    let zp = i16::from(p.in_zero_point);
     let k = 9 * c;
-    let mut buf = [0u8; 9 * MAX_CONV_IN_CH];
+    // The patch is widened to i16 once per pixel and reused by every output channel,
+    // so the inner loop only sign-extends the weights (x86: `pmaddwd`).
+    let mut buf = [0i16; 9 * MAX_CONV_IN_CH];
     let patch = &mut buf[..k.min(9 * MAX_CONV_IN_CH)];
+    // Per-channel parameters decoded once per layer, not once per pixel.
+    let mut params = [Channel {
+        bias: 0,
+        requant: Requant {
+            multiplier: 0,
+            shift: 1,
+            zero_point: 0,
+            min: 0,
+        },
+    }; MAX_CONV_OUT_CH];
+    for (dst, ch) in params.iter_mut().zip(channels(layer)) {
+        *dst = ch;
+    }
+    let params = &params[..(out_ch as usize).min(MAX_CONV_OUT_CH)];
 
     for (pix, out_px) in output.chunks_exact_mut(out_ch as usize).enumerate() {
         let (oy, ox) = (pix / out_w, pix % out_w);
@@ -73,18 +90,27 @@ fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
                     _ => None,
                 };
                 match src {
-                    Some(src) => tap.copy_from_slice(src),
+                    Some(src) => {
+                        for (t, &x) in tap.iter_mut().zip(src) {
+                            *t = i16::from(x as i8);
+                        }
+                    }
                     None => tap.fill(zp),
                 }
             }
         }
-        let patch: &[u8] = patch;
-        for ((o, w), ch) in out_px
-            .iter_mut()
-            .zip(p.weights.chunks_exact(k))
-            .zip(channels(layer))
-        {
-            *o = ch.requant.apply(ch.bias + dot(w, patch)) as u8;
+        let patch: &[i16] = patch;
+        for ((o, w), ch) in out_px.iter_mut().zip(p.weights.chunks_exact(k)).zip(params) {
+            *o = ch.requant.apply(ch.bias + dot_i16(w, patch)) as u8;
         }
     }
+}
+
+/// Dot product of int8 weights (raw bytes) with an i16 patch.
+#[inline(always)]
+fn dot_i16(w: &[u8], x: &[i16]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
+        .sum()
 }
