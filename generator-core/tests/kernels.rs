@@ -1,0 +1,507 @@
+//! The optimised kernels against plain, obviously-correct integer references (exact
+//! equality) and against a dequantise / float / requantise reference (at most 1 LSB).
+//! The references index explicitly on purpose: they are meant to read like the maths.
+#![allow(clippy::needless_range_loop)]
+
+use generator_core::ops::requant::{Requant, quantize_multiplier, rounding_shift};
+use generator_core::ops::run_layer;
+use generator_core::{Error, Layer, LayerParams, LayerShape};
+use proptest::prelude::*;
+
+/// Owned buffers behind a `LayerParams`.
+#[derive(Debug, Clone)]
+struct OwnedLayer {
+    shape: LayerShape,
+    relu: bool,
+    in_zp: i8,
+    out_zp: i8,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    multiplier: Vec<i32>,
+    shift: Vec<u8>,
+}
+
+struct Bytes {
+    weights: Vec<u8>,
+    bias: Vec<u8>,
+    multiplier: Vec<u8>,
+}
+
+impl OwnedLayer {
+    fn bytes(&self) -> Bytes {
+        let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Bytes {
+            weights: self.weights.iter().map(|&w| w as u8).collect(),
+            bias: le(&self.bias),
+            multiplier: le(&self.multiplier),
+        }
+    }
+
+    fn params<'a>(&'a self, b: &'a Bytes) -> LayerParams<'a> {
+        LayerParams {
+            shape: self.shape,
+            relu: self.relu,
+            in_scale: 1.0,
+            in_zero_point: self.in_zp,
+            out_scale: 1.0,
+            out_zero_point: self.out_zp,
+            weights: &b.weights,
+            bias: &b.bias,
+            multiplier: &b.multiplier,
+            shift: &self.shift,
+        }
+    }
+
+    /// Runs the optimised kernel.
+    fn run(&self, input: &[i8]) -> Vec<i8> {
+        let b = self.bytes();
+        let layer = Layer::new(self.params(&b)).expect("valid layer");
+        let input: Vec<u8> = input.iter().map(|&x| x as u8).collect();
+        let mut out = vec![0u8; layer.output_len()];
+        run_layer(&layer, &input, &mut out).expect("kernel runs");
+        out.iter().map(|&x| x as i8).collect()
+    }
+}
+
+/// Reference requantisation: exact rational arithmetic in i128, round half up written
+/// as `floor((2p + 2^s) / 2^(s+1))`.
+fn ref_requant(acc: i64, m: i32, s: u8, zp: i8, relu: bool) -> i8 {
+    let p = acc as i128 * m as i128;
+    let den = 1i128 << (s as u32 + 1);
+    let v = (2 * p + (1i128 << s)).div_euclid(den) + zp as i128;
+    let lo = if relu { zp as i128 } else { -128 };
+    v.clamp(lo, 127) as i8
+}
+
+/// Reference linear: `y[o] = requant(bias[o] + sum_i w[o][i] x[i])`.
+fn ref_linear(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
+    let LayerShape::Linear { inputs, outputs } = l.shape else {
+        unreachable!()
+    };
+    let (ni, no) = (inputs as usize, outputs as usize);
+    (0..no)
+        .map(|o| {
+            let mut acc = l.bias[o] as i64;
+            for i in 0..ni {
+                acc += l.weights[o * ni + i] as i64 * x[i] as i64;
+            }
+            ref_requant(acc, l.multiplier[o], l.shift[o], l.out_zp, l.relu)
+        })
+        .collect()
+}
+
+/// Reference conv: explicit upsample into a padded buffer, then the textbook sum.
+fn ref_conv(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
+    let LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        in_h,
+        in_w,
+        upsample,
+    } = l.shape
+    else {
+        unreachable!()
+    };
+    let (ci, co, ih, iw) = (
+        in_ch as usize,
+        out_ch as usize,
+        in_h as usize,
+        in_w as usize,
+    );
+    let f = if upsample { 2 } else { 1 };
+    let (oh, ow) = (ih * f, iw * f);
+    // padded[(y+1)][(x+1)][c], HWC input, padding = input zero point.
+    let mut padded = vec![vec![vec![l.in_zp; ci]; ow + 2]; oh + 2];
+    for y in 0..oh {
+        for xx in 0..ow {
+            for c in 0..ci {
+                padded[y + 1][xx + 1][c] = x[((y / f) * iw + xx / f) * ci + c];
+            }
+        }
+    }
+    let mut out = vec![0i8; oh * ow * co];
+    for y in 0..oh {
+        for xx in 0..ow {
+            for o in 0..co {
+                let mut acc = l.bias[o] as i64;
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        for c in 0..ci {
+                            let w = l.weights[((o * 3 + ky) * 3 + kx) * ci + c];
+                            acc += w as i64 * padded[y + ky][xx + kx][c] as i64;
+                        }
+                    }
+                }
+                out[(y * ow + xx) * co + o] =
+                    ref_requant(acc, l.multiplier[o], l.shift[o], l.out_zp, l.relu);
+            }
+        }
+    }
+    out
+}
+
+fn reference(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
+    match l.shape {
+        LayerShape::Linear { .. } => ref_linear(l, x),
+        LayerShape::Conv3x3 { .. } => ref_conv(l, x),
+    }
+}
+
+fn shape_strategy() -> impl Strategy<Value = LayerShape> {
+    prop_oneof![
+        (1u16..=50, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
+        // Channel counts cover the monomorphised 8 and 16 paths and the generic one.
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=20],
+            1u16..=9,
+            1u16..=6,
+            1u16..=6,
+            any::<bool>()
+        )
+            .prop_map(
+                |(in_ch, out_ch, in_h, in_w, upsample)| LayerShape::Conv3x3 {
+                    in_ch,
+                    out_ch,
+                    in_h,
+                    in_w,
+                    upsample
+                }
+            ),
+    ]
+}
+
+fn channels(s: &LayerShape) -> usize {
+    s.channels() as usize
+}
+
+/// A random valid layer with an input for it.
+fn layer_strategy() -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
+    shape_strategy().prop_flat_map(|shape| {
+        let ch = channels(&shape);
+        let wl = ch * shape.fan_in() as usize;
+        let il = shape.input_len() as usize;
+        (
+            proptest::collection::vec(any::<i8>(), wl),
+            proptest::collection::vec(-(1i32 << 20)..(1 << 20), ch),
+            proptest::collection::vec(0..=i32::MAX, ch),
+            // Mostly realistic shifts, sometimes the extremes.
+            proptest::collection::vec(prop_oneof![30u8..=45, 1u8..=62], ch),
+            any::<i8>(),
+            any::<i8>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<i8>(), il),
+        )
+            .prop_map(
+                move |(weights, bias, multiplier, shift, in_zp, out_zp, relu, x)| {
+                    (
+                        OwnedLayer {
+                            shape,
+                            relu,
+                            in_zp,
+                            out_zp,
+                            weights,
+                            bias,
+                            multiplier,
+                            shift,
+                        },
+                        x,
+                    )
+                },
+            )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn kernels_equal_integer_reference((layer, x) in layer_strategy()) {
+        prop_assert_eq!(layer.run(&x), reference(&layer, &x));
+    }
+}
+
+#[test]
+fn extreme_values_do_not_overflow() {
+    // Largest magnitudes everywhere: weights -128, inputs -128, |bias| = 2^30.
+    for (bias, m, s) in [
+        (1 << 30, i32::MAX, 1u8),
+        (-(1 << 30), i32::MAX, 62),
+        (1 << 30, 0, 1),
+    ] {
+        for shape in [
+            LayerShape::Linear {
+                inputs: 2000,
+                outputs: 3,
+            },
+            LayerShape::Conv3x3 {
+                in_ch: 64,
+                out_ch: 3,
+                in_h: 3,
+                in_w: 3,
+                upsample: true,
+            },
+        ] {
+            let ch = channels(&shape);
+            let l = OwnedLayer {
+                shape,
+                relu: false,
+                in_zp: -128,
+                out_zp: 0,
+                weights: vec![-128; ch * shape.fan_in() as usize],
+                bias: vec![bias; ch],
+                multiplier: vec![m; ch],
+                shift: vec![s; ch],
+            };
+            let x = vec![-128i8; shape.input_len() as usize];
+            assert_eq!(l.run(&x), reference(&l, &x));
+        }
+    }
+}
+
+#[test]
+fn kernels_reject_wrong_buffer_lengths() {
+    let l = OwnedLayer {
+        shape: LayerShape::Conv3x3 {
+            in_ch: 2,
+            out_ch: 1,
+            in_h: 2,
+            in_w: 2,
+            upsample: true,
+        },
+        relu: true,
+        in_zp: 0,
+        out_zp: 0,
+        weights: vec![1; 18],
+        bias: vec![0],
+        multiplier: vec![1 << 30],
+        shift: vec![30],
+    };
+    let b = l.bytes();
+    let layer = Layer::new(l.params(&b)).unwrap();
+    let mut out = vec![0u8; 16];
+    assert_eq!(
+        run_layer(&layer, &[0; 7], &mut out),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        run_layer(&layer, &[0; 8], &mut out[..15]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(run_layer(&layer, &[0; 8], &mut out), Ok(()));
+}
+
+// ---- rounding rule: round half up, as tables (tract's style) ----
+
+#[test]
+fn rounding_shift_table() {
+    // multiplier 2^30 with shift 32 divides by 4.
+    let q = |acc: i32| rounding_shift(acc, 1 << 30, 32);
+    let table = [
+        (-10, -2), // -2.5  -> -2 (tie, up)
+        (-7, -2),  // -1.75 -> -2
+        (-6, -1),  // -1.5  -> -1 (tie, up)
+        (-5, -1),  // -1.25 -> -1
+        (-3, -1),  // -0.75 -> -1
+        (-2, 0),   // -0.5  ->  0 (tie, up)
+        (-1, 0),   // -0.25 ->  0
+        (0, 0),
+        (1, 0),  // 0.25 -> 0
+        (2, 1),  // 0.5  -> 1 (tie, up)
+        (3, 1),  // 0.75 -> 1
+        (5, 1),  // 1.25 -> 1
+        (6, 2),  // 1.5  -> 2 (tie, up)
+        (10, 3), // 2.5  -> 3 (tie, up)
+    ];
+    for (acc, want) in table {
+        assert_eq!(q(acc), want, "{acc} / 4");
+    }
+    // shift 1 with multiplier 1: halves.
+    assert_eq!(rounding_shift(-1, 1, 1), 0); // -0.5 -> 0
+    assert_eq!(rounding_shift(-3, 1, 1), -1); // -1.5 -> -1
+    assert_eq!(rounding_shift(3, 1, 1), 2); // 1.5 -> 2
+    // Extremes stay exact in i64.
+    assert_eq!(
+        rounding_shift(i32::MIN, i32::MAX, 1),
+        (i32::MIN as i64 * i32::MAX as i64) / 2
+    );
+    assert_eq!(rounding_shift(i32::MAX, i32::MAX, 62), 1); // (2^31-1)^2 / 2^62 ~= 1.0
+}
+
+#[test]
+fn requant_clamps_and_relu_table() {
+    let r = Requant {
+        multiplier: 1 << 30,
+        shift: 30,
+        zero_point: -10,
+        min: -128,
+    };
+    for (acc, want) in [
+        (0, -10),
+        (5, -5),
+        (-118, -128),
+        (-200, -128),
+        (137, 127),
+        (500, 127),
+    ] {
+        assert_eq!(r.apply(acc), want, "acc {acc}");
+    }
+    let relu = Requant { min: -10, ..r };
+    for (acc, want) in [(-1, -10), (-500, -10), (3, -7)] {
+        assert_eq!(relu.apply(acc), want, "relu acc {acc}");
+    }
+}
+
+#[test]
+fn multiplier_quantisation_examples() {
+    assert_eq!(quantize_multiplier(0.25), (1 << 30, 32));
+    let (m, s) = quantize_multiplier(0.1);
+    assert_eq!((m, s), (1_717_986_918, 34)); // round(0.8 * 2^31), 0.1 = 0.8 * 2^-3
+}
+
+// ---- kernels vs a float reference: dequantise, compute, requantise ----
+
+/// A layer quantised from float scales exactly as `build::quantize` does.
+fn float_layer_strategy()
+-> impl Strategy<Value = (OwnedLayer, Vec<i8>, f64, Vec<f64>, f64, Vec<f64>)> {
+    (
+        shape_strategy(),
+        0.001f64..0.1,
+        0.001f64..0.05,
+        0.01f64..1.0,
+    )
+        .prop_flat_map(|(shape, s_in, w_scale_base, s_out)| {
+            let ch = channels(&shape);
+            let wl = ch * shape.fan_in() as usize;
+            let il = shape.input_len() as usize;
+            (
+                Just(shape),
+                Just(s_in),
+                proptest::collection::vec(0.5f64..2.0, ch)
+                    .prop_map(move |v| v.into_iter().map(|f| f * w_scale_base).collect::<Vec<_>>()),
+                Just(s_out),
+                proptest::collection::vec(-127i8..=127, wl),
+                proptest::collection::vec(-2.0f64..2.0, ch),
+                any::<i8>(),
+                any::<i8>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<i8>(), il),
+            )
+        })
+        .prop_map(
+            |(shape, s_in, ws, s_out, weights, bias_real, in_zp, out_zp, relu, x)| {
+                let fan = shape.fan_in() as usize;
+                let mut bias = Vec::new();
+                let (mut multiplier, mut shift) = (Vec::new(), Vec::new());
+                for c in 0..ws.len() {
+                    let sum_w: i64 = weights[c * fan..(c + 1) * fan]
+                        .iter()
+                        .map(|&w| w as i64)
+                        .sum();
+                    let b = (bias_real[c] / (s_in * ws[c])).round() as i64 - in_zp as i64 * sum_w;
+                    bias.push(b as i32);
+                    let (m, s) = quantize_multiplier(s_in * ws[c] / s_out);
+                    multiplier.push(m);
+                    shift.push(s);
+                }
+                let l = OwnedLayer {
+                    shape,
+                    relu,
+                    in_zp,
+                    out_zp,
+                    weights,
+                    bias,
+                    multiplier,
+                    shift,
+                };
+                (l, x, s_in, ws, s_out, bias_real)
+            },
+        )
+}
+
+/// Float semantics of the same layer: real inputs `(x - zp) * s_in`, real weights,
+/// real bias, then `round(y / s_out) + zp_out`, clamped (and ReLU'd).
+fn float_reference(
+    l: &OwnedLayer,
+    x: &[i8],
+    s_in: f64,
+    ws: &[f64],
+    s_out: f64,
+    b: &[f64],
+) -> Vec<i8> {
+    // Reuse the integer reference's indexing by running it on a layer whose
+    // "accumulator" is computed in floats: simplest is to recompute directly.
+    let fan = l.shape.fan_in() as usize;
+    let xr: Vec<f64> = x
+        .iter()
+        .map(|&v| (v as f64 - l.in_zp as f64) * s_in)
+        .collect();
+    let pick = |acc_real: f64| {
+        let q = (acc_real / s_out).round() + l.out_zp as f64;
+        let lo = if l.relu { l.out_zp as f64 } else { -128.0 };
+        q.clamp(lo, 127.0) as i8
+    };
+    match l.shape {
+        LayerShape::Linear { outputs, .. } => (0..outputs as usize)
+            .map(|o| {
+                let dot: f64 = (0..fan)
+                    .map(|i| l.weights[o * fan + i] as f64 * ws[o] * xr[i])
+                    .sum();
+                pick(dot + b[o])
+            })
+            .collect(),
+        LayerShape::Conv3x3 {
+            in_ch,
+            out_ch,
+            in_h,
+            in_w,
+            upsample,
+        } => {
+            let (ci, co, ih, iw) = (
+                in_ch as usize,
+                out_ch as usize,
+                in_h as usize,
+                in_w as usize,
+            );
+            let f = if upsample { 2 } else { 1 };
+            let (oh, ow) = (ih * f, iw * f);
+            let mut out = vec![0i8; oh * ow * co];
+            for y in 0..oh {
+                for xx in 0..ow {
+                    for o in 0..co {
+                        let mut acc = b[o];
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (uy, ux) =
+                                    (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
+                                if uy < 0 || ux < 0 || uy >= oh as isize || ux >= ow as isize {
+                                    continue; // real zero padding
+                                }
+                                let (sy, sx) = (uy as usize / f, ux as usize / f);
+                                for c in 0..ci {
+                                    let w =
+                                        l.weights[((o * 3 + ky) * 3 + kx) * ci + c] as f64 * ws[o];
+                                    acc += w * xr[(sy * iw + sx) * ci + c];
+                                }
+                            }
+                        }
+                        out[(y * ow + xx) * co + o] = pick(acc);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn kernels_within_one_lsb_of_float((l, x, s_in, ws, s_out, b) in float_layer_strategy()) {
+        let got = l.run(&x);
+        let want = float_reference(&l, &x, s_in, &ws, s_out, &b);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            prop_assert!((*g as i32 - *w as i32).abs() <= 1, "element {}: kernel {} float {}", i, g, w);
+        }
+    }
+}
