@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::{SCB, SYST, syst::SystClkSource};
+use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use generator_core::{Generator, IMAGE_PIXELS, IMAGE_SIDE, Image, MAX_ARENA_BYTES, Model};
@@ -118,9 +118,9 @@ fn generate_all(
     let (mut total, mut min, mut max) = (0, u64::MAX, 0);
     for digit in 0..10u8 {
         let seed = BASE_SEED + u32::from(digit);
-        let start = ticks();
+        let start = Stamp::now();
         let result = generator.generate(digit, seed, image);
-        let elapsed = ticks() - start;
+        let elapsed = start.elapsed();
         if let Err(e) = result {
             fail_with("generation failed", e);
         }
@@ -179,18 +179,30 @@ fn start_systick(syst: &mut SYST) {
     syst.enable_counter();
 }
 
-/// SysTick ticks since [`start_systick`], wraps included.
-fn ticks() -> u64 {
-    loop {
-        let wraps = WRAPS.load(Ordering::Relaxed);
-        let current = SYST::get_current();
-        // A wrap whose exception has not run yet: the counter reloaded (reads high) but
-        // WRAPS is still old.
-        let pending = SCB::is_pendst_pending() && current > RELOAD / 2;
-        if WRAPS.load(Ordering::Relaxed) == wraps {
-            let wraps = u64::from(wraps) + u64::from(pending);
-            return wraps * (u64::from(RELOAD) + 1) + u64::from(RELOAD - current);
+/// A reading of SysTick: the wrap count and the (down-counting) current value.
+#[derive(Clone, Copy)]
+struct Stamp {
+    wraps: u32,
+    current: u32,
+}
+
+impl Stamp {
+    fn now() -> Self {
+        Self {
+            wraps: WRAPS.load(Ordering::Relaxed),
+            current: SYST::get_current(),
         }
+    }
+
+    /// Ticks from `self` to now, modulo the 2^24-tick period. Exact as long as the interval
+    /// is shorter than one period (671 M instructions); the wrap count, kept by the SysTick
+    /// exception, proves it is (one wrap may be legitimate, two cannot be).
+    fn elapsed(self) -> u64 {
+        let end = Self::now();
+        if end.wraps.wrapping_sub(self.wraps) > 1 {
+            fail("timed interval longer than one SysTick period");
+        }
+        u64::from(self.current.wrapping_sub(end.current) & RELOAD)
     }
 }
 
@@ -213,9 +225,9 @@ fn spin(iterations: u32) {
 /// difference is exactly 2N instructions, whatever the fixed overhead).
 fn calibrate() -> u64 {
     let timed = |iterations| {
-        let start = ticks();
+        let start = Stamp::now();
         spin(iterations);
-        ticks() - start
+        start.elapsed()
     };
     let short = timed(CALIBRATION_ITERATIONS);
     let long = timed(2 * CALIBRATION_ITERATIONS);
