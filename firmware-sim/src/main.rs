@@ -238,9 +238,13 @@ fn run(cli: &Cli) -> Result<String, CliError> {
                 .to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build())
                 .save_png(&png)
                 .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let dither = cli
+                .dither
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned());
             let title = format!(
-                "128x64 OLED, {:?} dither, {}-pixel digits",
-                Dither::from(cli.dither),
+                "128x64 OLED, {} dither, {}-pixel digits",
+                dither.unwrap_or_default(),
                 layout.cell
             );
             (
