@@ -56,11 +56,10 @@ fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
     let (out_h, out_w, in_w) = (out_h as usize, out_w as usize, in_w as usize);
     let up = u32::from(upsample);
     let p = layer.params();
-    let zp = i16::from(p.in_zero_point);
+    let zp = p.in_zero_point as u8;
     let k = 9 * c;
-    // The patch is widened to i16 once per pixel and reused by every output channel,
-    // so the inner loop only sign-extends the weights (x86: `pmaddwd`).
-    let mut buf = [0i16; 9 * MAX_CONV_IN_CH];
+    // The patch is gathered once per pixel and reused by every output channel.
+    let mut buf = [0u8; 9 * MAX_CONV_IN_CH];
     let patch = &mut buf[..k.min(9 * MAX_CONV_IN_CH)];
     // Per-channel parameters decoded once per layer, not once per pixel.
     let mut params = [Channel {
@@ -90,27 +89,52 @@ fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
                     _ => None,
                 };
                 match src {
-                    Some(src) => {
-                        for (t, &x) in tap.iter_mut().zip(src) {
-                            *t = i16::from(x as i8);
-                        }
-                    }
+                    Some(src) => tap.copy_from_slice(src),
                     None => tap.fill(zp),
                 }
             }
         }
-        let patch: &[i16] = patch;
-        for ((o, w), ch) in out_px.iter_mut().zip(p.weights.chunks_exact(k)).zip(params) {
-            *o = ch.requant.apply(ch.bias + dot_i16(w, patch)) as u8;
+        let patch: &[u8] = patch;
+        // Four output channels per pass share each patch load; the rest one at a time.
+        // Measured on the Cortex-M4 (QEMU instruction count, whole digit): 4.60
+        // instructions per MAC with an i16 patch and one channel per pass, 4.22 with
+        // four channels per pass, 3.55 with this int8 patch (byte copies instead of
+        // widening). On x86-64 the i16 patch was ~15% faster; the MCU is the product.
+        let mut outs = out_px.chunks_exact_mut(4);
+        let mut rows = p.weights.chunks_exact(4 * k);
+        let mut chans = params.chunks_exact(4);
+        for ((o4, w4), c4) in (&mut outs).zip(&mut rows).zip(&mut chans) {
+            let (w01, w23) = w4.split_at(2 * k);
+            let (w0, w1) = w01.split_at(k);
+            let (w2, w3) = w23.split_at(k);
+            let acc = dot4([w0, w1, w2, w3], patch);
+            for ((o, ch), a) in o4.iter_mut().zip(c4).zip(acc) {
+                *o = ch.requant.apply(ch.bias + a) as u8;
+            }
+        }
+        let rest = out_px.len() % 4;
+        let first_rest = out_px.len() - rest;
+        let rest_rows = p.weights.get(first_rest * k..).unwrap_or(&[]);
+        for ((o, w), ch) in out_px[first_rest..]
+            .iter_mut()
+            .zip(rest_rows.chunks_exact(k))
+            .zip(&params[first_rest..])
+        {
+            *o = ch.requant.apply(ch.bias + super::dot(w, patch)) as u8;
         }
     }
 }
 
-/// Dot product of int8 weights (raw bytes) with an i16 patch.
+/// Four dot products of int8 weight rows with one int8 patch.
 #[inline(always)]
-fn dot_i16(w: &[u8], x: &[i16]) -> i32 {
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
-        .sum()
+fn dot4(w: [&[u8]; 4], x: &[u8]) -> [i32; 4] {
+    let mut a = [0i32; 4];
+    for ((((&x, &w0), &w1), &w2), &w3) in x.iter().zip(w[0]).zip(w[1]).zip(w[2]).zip(w[3]) {
+        let x = i32::from(x as i8);
+        a[0] += i32::from(w0 as i8) * x;
+        a[1] += i32::from(w1 as i8) * x;
+        a[2] += i32::from(w2 as i8) * x;
+        a[3] += i32::from(w3 as i8) * x;
+    }
+    a
 }
