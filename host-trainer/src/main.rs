@@ -1,1 +1,463 @@
-fn main() {}
+//! `host-trainer`: trains the conditional digit GAN on the CPU with Burn, evaluates it with
+//! the project's own MNIST classifier, and writes the int8 model that generator-core runs.
+//!
+//! `cargo run --release -p host-trainer` does the whole job (train, evaluate, quantize) in
+//! about 15 minutes on two cores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand};
+
+use host_trainer::data::{self, Mnist, Split};
+use host_trainer::eval::{Metrics, Reference, eval_labels};
+use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
+use host_trainer::train::{BackendKind, RunDir, TrainConfig, Trainer};
+use host_trainer::{bench, eval, fsutil, model, quantize, report, train};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Train, evaluate and quantize the conditional digit GAN"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train, evaluate and export (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Train the evaluation classifier and save its weights.
+    Classifier(ClassifierArgs),
+    /// Score a generator (Burn weights or an int8 model file) with the classifier.
+    Eval(EvalArgs),
+    /// Write generated digits in MNIST's IDX format.
+    Sample(SampleArgs),
+    /// Quantize generator weights into an int8 model file for generator-core.
+    Export(ExportArgs),
+    /// Measure training throughput (one D step + one G step).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Directory with the MNIST IDX files (gzip or raw).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Worker threads for the backend (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// CPU backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: BackendKind,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Wall-time budget in minutes for the whole job (training + evaluation + export).
+    #[arg(long, default_value_t = 15.0)]
+    minutes: f64,
+    /// Train for exactly this many steps instead of a time budget (reproducible).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Train for this many epochs instead of a time budget (reproducible).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Generator learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    lr_g: f64,
+    /// Discriminator learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    lr_d: f64,
+    /// EMA decay of the generator weights.
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
+    /// Seed of weights, batches and noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder for runs (each run gets its own subfolder).
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Generated digits per class for the final evaluation.
+    #[arg(long, default_value_t = 1000)]
+    eval_per_class: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct ClassifierArgs {
+    /// Training epochs.
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the weights.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Generator: Burn weights (`generator-ema.bin`) or an int8 model file (`.dgen`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Generated digits per class.
+    #[arg(long, default_value_t = 1000)]
+    per_class: usize,
+    /// Classifier weights (default: the committed ones).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct SampleArgs {
+    /// Generator: Burn weights or an int8 model file (generated through generator-core).
+    #[arg(long)]
+    model: PathBuf,
+    /// Digits per class.
+    #[arg(long, default_value_t = 1000)]
+    per_class: usize,
+    /// Output folder for `images-idx3-ubyte.gz` and `labels-idx1-ubyte.gz`.
+    #[arg(long)]
+    out: PathBuf,
+    /// First noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Burn generator weights (`generator-ema.bin`).
+    #[arg(long)]
+    generator: PathBuf,
+    /// Output model file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Generated samples used to calibrate activation ranges.
+    #[arg(long, default_value_t = 2000)]
+    calibration: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(a) => run(a),
+        Command::Classifier(a) => classifier(a),
+        Command::Eval(a) => eval_cmd(a),
+        Command::Sample(a) => sample(a),
+        Command::Export(a) => export(a),
+        Command::Bench(a) => {
+            set_threads(a.threads)?;
+            bench::run(&a)
+        }
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("configuring the thread pool")?;
+    }
+    Ok(())
+}
+
+fn data_dir(c: &Common) -> PathBuf {
+    c.data.clone().unwrap_or_else(data::default_dir)
+}
+
+fn load(c: &Common) -> anyhow::Result<(Mnist, Mnist)> {
+    let dir = data_dir(c);
+    Ok((
+        Mnist::load(&dir, Split::Train)?,
+        Mnist::load(&dir, Split::Test)?,
+    ))
+}
+
+/// Time kept back from the budget for evaluation and export.
+const RESERVE_SECONDS: f64 = 80.0;
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    set_threads(a.common.threads)?;
+    let (train_set, test_set) = load(&a.common)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+
+    let (run_dir, trainer) = match &a.resume {
+        Some(dir) => {
+            let run = RunDir(dir.clone());
+            let text = std::fs::read_to_string(run.config())
+                .with_context(|| format!("{} is not a run folder", dir.display()))?;
+            let mut config: TrainConfig = serde_json::from_str(&text)?;
+            apply_limits(&mut config, &a, train_set.len());
+            let mut t = Trainer::new(config, a.common.backend)?;
+            t.load_checkpoint(&run.checkpoint())?;
+            eprintln!(
+                "resuming {} at step {} (epoch {})",
+                dir.display(),
+                t.state.step,
+                t.state.epoch
+            );
+            (run, t)
+        }
+        None => {
+            let mut config = TrainConfig::new(GeneratorConfig::new(), DiscriminatorConfig::new())
+                .with_batch(a.batch)
+                .with_lr_g(a.lr_g)
+                .with_lr_d(a.lr_d)
+                .with_ema_decay(a.ema)
+                .with_seed(a.seed);
+            apply_limits(&mut config, &a, train_set.len());
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let run = RunDir(a.out.join(format!("{stamp}-seed{}", a.seed)));
+            std::fs::create_dir_all(&run.0)
+                .with_context(|| format!("creating {}", run.0.display()))?;
+            fsutil::write_atomic(
+                &run.config(),
+                serde_json::to_string_pretty(&config)?.as_bytes(),
+            )?;
+            (run, Trainer::new(config, a.common.backend)?)
+        }
+    };
+    eprintln!("run folder: {}", run_dir.0.display());
+    let trainer = train::train(trainer, &train_set, &run_dir, stop, false)?;
+    let train_secs = t0.elapsed().as_secs_f64();
+
+    eprintln!("evaluating...");
+    let classifier = eval::load_classifier(
+        &eval::default_classifier_path(),
+        &trainer.ema.fc.weight.device(),
+    )?;
+    let reference = Reference::new(classifier, &train_set, &test_set);
+    let (labels, seeds) = eval_labels(a.eval_per_class, 0);
+    let float_images = report::generate_float(&trainer.ema, &labels, &seeds);
+    let float_m = reference.score("float EMA generator", &float_images, &labels);
+
+    let model_path = run_dir.0.join("model.dgen");
+    let bytes = quantize::export(&trainer.ema, 2000, &model_path)?;
+    let int8_images = generate_int8(&bytes, &labels, &seeds)?;
+    let int8_m = reference.score("int8 generator-core", &int8_images, &labels);
+    let mae = mean_abs_diff(&float_images, &int8_images);
+    report::write_grid(
+        &int8_images_grid(&bytes)?,
+        10,
+        &run_dir.0.join("samples-int8.png"),
+    )?;
+
+    let total = t0.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "steps": trainer.state.step,
+        "epochs": trainer.state.epoch,
+        "train_seconds": trainer.state.train_seconds,
+        "wall_seconds_total": total,
+        "wall_seconds_until_eval": train_secs,
+        "images_per_s_mean": trainer.state.step as f64 * trainer.config.batch as f64 / trainer.state.train_seconds,
+        "backend": format!("{:?}", a.common.backend),
+        "threads": rayon::current_num_threads(),
+        "float": float_m,
+        "int8": int8_m,
+        "int8_vs_float_mean_abs_pixel_diff": mae,
+        "model_bytes": bytes.len(),
+        "real": reference.floor,
+    });
+    fsutil::write_atomic(
+        &run_dir.0.join("metrics.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!("{}", reference.floor.table());
+    println!("{}", float_m.table());
+    println!("{}", int8_m.table());
+    println!(
+        "int8 vs float: mean |pixel diff| {:.2}/255; model {} bytes -> {}",
+        mae * 255.0,
+        bytes.len(),
+        model_path.display()
+    );
+    println!(
+        "{} steps ({} epochs) in {:.1} min of training, {:.1} min in all; run folder {}",
+        trainer.state.step,
+        trainer.state.epoch,
+        trainer.state.train_seconds / 60.0,
+        total / 60.0,
+        run_dir.0.display()
+    );
+    Ok(())
+}
+
+fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize) {
+    let steps_per_epoch = n_train / a.batch.max(1);
+    if let Some(s) = a.steps {
+        config.max_steps = s;
+        config.max_seconds = 0.0;
+    } else if let Some(e) = a.epochs {
+        config.max_steps = e * steps_per_epoch;
+        config.max_seconds = 0.0;
+    } else {
+        config.max_steps = 0;
+        config.max_seconds = (a.minutes * 60.0 - RESERVE_SECONDS).max(10.0);
+    }
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum::<f64>()
+        / a.len().max(1) as f64
+        / 255.0
+}
+
+/// Generates through generator-core (the int8 path firmware runs).
+fn generate_int8(model_bytes: &[u8], labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
+    let model = generator_core::Model::from_bytes(model_bytes)
+        .map_err(|e| anyhow::anyhow!("model file: {e}"))?;
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut g =
+        generator_core::Generator::new(&model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = Vec::with_capacity(labels.len() * 784);
+    let mut img = [0u8; 784];
+    for (&l, &s) in labels.iter().zip(seeds) {
+        g.generate(l, s, &mut img)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.extend_from_slice(&img);
+    }
+    Ok(out)
+}
+
+fn int8_images_grid(model_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let labels: Vec<u8> = (0..100).map(|i| (i / 10) as u8).collect();
+    let seeds: Vec<u32> = (0..100).map(|i| report::GRID_SEEDS[i % 10]).collect();
+    generate_int8(model_bytes, &labels, &seeds)
+}
+
+/// A generator file is either an int8 model (generator-core) or Burn weights.
+enum GeneratorFile {
+    Int8(Vec<u8>),
+    Float(model::Generator),
+}
+
+fn open_generator(path: &Path, device: &Device) -> anyhow::Result<GeneratorFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let check = generator_core::Model::from_bytes(&bytes).map(|_| ());
+    match check {
+        Ok(()) => Ok(GeneratorFile::Int8(bytes)),
+        Err(generator_core::Error::BadMagic) => Ok(GeneratorFile::Float(train::load_generator(
+            &GeneratorConfig::new(),
+            path,
+            device,
+        )?)),
+        Err(e) => bail!("{}: {e}", path.display()),
+    }
+}
+
+fn generate_any(file: &GeneratorFile, labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
+    match file {
+        GeneratorFile::Int8(bytes) => generate_int8(bytes, labels, seeds),
+        GeneratorFile::Float(g) => Ok(report::generate_float(g, labels, seeds)),
+    }
+}
+
+fn classifier(a: ClassifierArgs) -> anyhow::Result<()> {
+    set_threads(a.common.threads)?;
+    let (train_set, test_set) = load(&a.common)?;
+    let device = a.common.backend.device()?;
+    let t0 = Instant::now();
+    let (model, acc) = eval::train_classifier(&train_set, &test_set, a.epochs, a.seed, &device)?;
+    let out = a.out.unwrap_or_else(eval::default_classifier_path);
+    eval::save_classifier(&model, &out)?;
+    println!(
+        "classifier: {:.2}% on the 10k test set after {} epochs ({:.0} s); weights -> {}",
+        acc * 100.0,
+        a.epochs,
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
+    set_threads(a.common.threads)?;
+    let device = a.common.backend.device()?;
+    let (train_set, test_set) = load(&a.common)?;
+    let file = open_generator(&a.model, &device)?;
+    let cpath = a.classifier.unwrap_or_else(eval::default_classifier_path);
+    let reference = Reference::new(
+        eval::load_classifier(&cpath, &device)?,
+        &train_set,
+        &test_set,
+    );
+    let (labels, seeds) = eval_labels(a.per_class, 0);
+    let images = generate_any(&file, &labels, &seeds)?;
+    let m: Metrics = reference.score(&a.model.display().to_string(), &images, &labels);
+    println!("{}", reference.floor.table());
+    println!("{}", m.table());
+    if let Some(j) = a.json {
+        let v = serde_json::json!({ "generated": m, "real": reference.floor });
+        fsutil::write_atomic(&j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn sample(a: SampleArgs) -> anyhow::Result<()> {
+    let device = a.common.backend.device()?;
+    let file = open_generator(&a.model, &device)?;
+    let (labels, seeds) = eval_labels(a.per_class, a.seed);
+    let images = generate_any(&file, &labels, &seeds)?;
+    data::write_idx_pair(&a.out, &images, &labels)?;
+    println!("{} digits -> {}", labels.len(), a.out.display());
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let device = a.common.backend.device()?;
+    let g = train::load_generator(&GeneratorConfig::new(), &a.generator, &device)?;
+    let bytes = quantize::export(&g, a.calibration, &a.out)?;
+    println!("{} bytes -> {}", bytes.len(), a.out.display());
+    Ok(())
+}

@@ -1,25 +1,58 @@
 //! 3x3 convolution (stride 1, padding 1) with an optionally fused nearest-neighbour
 //! 2x upsample of its input.
 //!
-//! Activations are HWC and weights `[out][ky][kx][in]`. For each output pixel the
-//! kernel gathers the 3x3 neighbourhood into a contiguous patch of `9 * in_ch` bytes
-//! (taps outside the image hold the input zero point, which contributes exactly zero
-//! because the bias already includes `-zero_point * sum(w)`), then computes one
-//! contiguous dot product per output channel against that patch. With the upsample,
-//! output pixel `(y, x)` of the `2h x 2w` grid reads input pixel `(y / 2, x / 2)`.
+//! Activations are HWC and weights `[out][ky][kx][in]`. Taps outside the image read the
+//! input zero point, which contributes exactly zero because the stored bias already
+//! includes `-zero_point * sum(w)`. With the upsample, output pixel `(y, x)` of the
+//! `2h x 2w` grid reads input pixel `(y / 2, x / 2)`.
+//!
+//! # Fast path: phase split
+//!
+//! With nearest 2x upsampling, output pixel `(2i + py, 2j + px)` reads only a 2x2
+//! neighbourhood of the low-resolution input: rows `i - 1 + py ..= i + py` and the same
+//! for columns. For each of the four phases `(py, px)` the 3x3 convolution therefore
+//! equals a 2x2 convolution on the input with merged weights (sums of 1, 2 or 4 original
+//! taps, in `i16`), which is the same integer sum with 4/9 of the multiplies, so the
+//! result is bit-identical. Tap rows merge as `py = 0: {0}, {1, 2}` and
+//! `py = 1: {0, 1}, {2}`, columns likewise.
+//!
+//! The input is read through a ring of sign-extended (`i16`) rows padded with the zero
+//! point on every side, so borders need no special case: padded row `r` holds input row
+//! `r - 1`. Every dot product is then a few contiguous `i16 x i16 -> i32` runs
+//! (`pmaddwd` on x86-64 SSE2), four output channels per pass sharing the input loads.
+//! Without upsampling the same loop runs once with the 3x3 kernel widened to `i16`.
+//!
+//! Layers whose merged weights and rows do not fit the fixed stack scratch (more than
+//! [`FAST_MAX_OUT_CH`] output channels, or very wide) run the generic path: gather a
+//! `9 * in_ch` byte patch per output pixel and take one dot product per output channel.
 
 use super::{Channel, channels};
 use crate::model::{MAX_CONV_IN_CH, MAX_CONV_OUT_CH};
 use crate::ops::requant::Requant;
 use crate::{Error, Layer, LayerShape, Result};
 
-/// The input coordinate read by tap `k` (0, 1, 2) of output coordinate `o`, or `None`
-/// in the padding. `len` is the (upsampled) output extent, `up` 1 for upsampling.
-#[inline(always)]
-fn source(o: usize, k: usize, len: usize, up: u32) -> Option<usize> {
-    let u = (o + k).checked_sub(1)?;
-    (u < len).then_some(u >> up)
-}
+/// Most output channels the fast path handles (its per-channel parameters live in a
+/// stack array of this length).
+pub const FAST_MAX_OUT_CH: usize = 16;
+
+/// `i16` values of fast-path scratch: one phase's merged weights
+/// (`out_ch * k * k * in_ch`) plus `k` padded rows (`k * (in_w + 2) * in_ch`). The
+/// default model needs at most 1,312 (16x16 channels at 7x7: 1,024 + 288).
+const SCRATCH: usize = 1344;
+
+/// Tap rows (or columns) of the 3x3 kernel merged into tap `k'` of phase `p`:
+/// `MERGED[p][k']` is the range of original taps.
+const MERGED: [[(usize, usize); 2]; 2] = [[(0, 1), (1, 3)], [(0, 2), (2, 3)]];
+
+const NO_CHANNEL: Channel = Channel {
+    bias: 0,
+    requant: Requant {
+        multiplier: 0,
+        shift: 1,
+        zero_point: 0,
+        min: 0,
+    },
+};
 
 /// Runs a validated `Conv3x3` layer. `input.len()` must be `in_h * in_w * in_ch` and
 /// `output.len()` the (upsampled) `out_h * out_w * out_ch`.
@@ -30,19 +63,258 @@ pub fn conv3x3(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()>
     if input.len() != layer.input_len() || output.len() != layer.output_len() {
         return Err(Error::ShapeMismatch);
     }
-    // Monomorphise the common channel counts so the patch copies and dot products have
-    // compile-time lengths (fully unrolled, vectorised, no remainder loops).
-    match in_ch {
-        8 => conv_inner(layer, input, output, 8),
-        16 => conv_inner(layer, input, output, 16),
-        32 => conv_inner(layer, input, output, 32),
-        c => conv_inner(layer, input, output, c as usize),
+    // Monomorphise the common channel counts so the row copies and dot products have
+    // compile-time lengths (fully unrolled, vectorised, no remainder loops); `0` means
+    // "read the count at run time".
+    let c = in_ch as usize;
+    let fast = fits_fast_path(layer);
+    match (in_ch, fast) {
+        (8, true) => conv_fast::<8>(layer, input, output, c),
+        (16, true) => conv_fast::<16>(layer, input, output, c),
+        (_, true) => conv_fast::<0>(layer, input, output, c),
+        (8, false) => conv_generic::<8>(layer, input, output, c),
+        (16, false) => conv_generic::<16>(layer, input, output, c),
+        (32, false) => conv_generic::<32>(layer, input, output, c),
+        (_, false) => conv_generic::<0>(layer, input, output, c),
     }
     Ok(())
 }
 
+/// Whether the fast path's stack buffers hold this layer.
+fn fits_fast_path(layer: &Layer<'_>) -> bool {
+    let LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        in_w,
+        upsample,
+        ..
+    } = layer.shape()
+    else {
+        return false;
+    };
+    let k = if upsample { 2 } else { 3 };
+    let (c, out_ch, w) = (in_ch as usize, out_ch as usize, in_w as usize);
+    out_ch <= FAST_MAX_OUT_CH && out_ch * k * k * c + k * (w + 2) * c <= SCRATCH
+}
+
+/// The phase-split / row-ring convolution described in the module docs.
+#[inline(never)]
+fn conv_fast<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
+    let c = if C == 0 { c } else { C };
+    let LayerShape::Conv3x3 {
+        out_ch,
+        in_h,
+        in_w,
+        upsample,
+        ..
+    } = layer.shape()
+    else {
+        return;
+    };
+    let (out_ch, h, w) = (out_ch as usize, in_h as usize, in_w as usize);
+    let p = layer.params();
+    let zp = i16::from(p.in_zero_point);
+    let mut params = [NO_CHANNEL; FAST_MAX_OUT_CH];
+    for (dst, ch) in params.iter_mut().zip(channels(layer)) {
+        *dst = ch;
+    }
+    let params = &params[..out_ch.min(FAST_MAX_OUT_CH)];
+    let mut scratch = [0i16; SCRATCH];
+    let shape = Shape { c, h, w, zp };
+    if upsample {
+        let (wm, rows) = scratch.split_at_mut((out_ch * 4 * c).min(SCRATCH));
+        for (py, px) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            merge_weights(p.weights, c, py, px, wm);
+            let place = Place {
+                phase: (py, px),
+                stride: 2,
+                out_w: 2 * w,
+            };
+            run::<C, 2>(shape, place, wm, rows, params, input, output);
+        }
+    } else {
+        let (wm, rows) = scratch.split_at_mut((out_ch * 9 * c).min(SCRATCH));
+        for (d, &s) in wm.iter_mut().zip(p.weights) {
+            *d = i16::from(s as i8);
+        }
+        let place = Place {
+            phase: (0, 0),
+            stride: 1,
+            out_w: w,
+        };
+        run::<C, 3>(shape, place, wm, rows, params, input, output);
+    }
+}
+
+/// Input geometry of the fast path.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Input channels.
+    c: usize,
+    /// Input height and width.
+    h: usize,
+    w: usize,
+    /// Input zero point (the padding value).
+    zp: i16,
+}
+
+/// Where a pass writes: output pixel `(stride * i + py, stride * j + px)` for input
+/// position `(i, j)`.
+#[derive(Clone, Copy)]
+struct Place {
+    phase: (usize, usize),
+    stride: usize,
+    out_w: usize,
+}
+
+/// Merged `i16` weights of phase `(py, px)` for every output channel, laid out
+/// `[out][ky'][kx'][in]` (`4 * c` per channel) from the `[out][ky][kx][in]` int8 weights.
+fn merge_weights(weights: &[u8], c: usize, py: usize, px: usize, wm: &mut [i16]) {
+    for (w, m) in weights.chunks_exact(9 * c).zip(wm.chunks_exact_mut(4 * c)) {
+        for (t, dst) in m.chunks_exact_mut(c).enumerate() {
+            let (ys, xs) = (MERGED[py][t / 2], MERGED[px][t % 2]);
+            dst.fill(0);
+            for ky in ys.0..ys.1 {
+                for kx in xs.0..xs.1 {
+                    let src = &w[(3 * ky + kx) * c..][..c];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d += i16::from(s as i8);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes padded row `r` (input row `r - 1`, zero point outside) sign-extended to `i16`.
 #[inline(always)]
-fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
+fn fill_row(dst: &mut [i16], input: &[u8], r: usize, s: Shape, c: usize) {
+    let row = s.w * c;
+    let src = match r.checked_sub(1) {
+        Some(y) if y < s.h => input.get(y * row..(y + 1) * row),
+        _ => None,
+    };
+    let Some(src) = src else {
+        dst.fill(s.zp);
+        return;
+    };
+    let (left, rest) = dst.split_at_mut(c.min(dst.len()));
+    left.fill(s.zp);
+    let (mid, right) = rest.split_at_mut(row.min(rest.len()));
+    for (d, &x) in mid.iter_mut().zip(src) {
+        *d = i16::from(x as i8);
+    }
+    right.fill(s.zp);
+}
+
+/// One `k x k` pass over every input position: output `(i, j)` of the pass is the dot
+/// product of the weights with padded rows `i + py .. i + py + k`, columns
+/// `j + px .. j + px + k`.
+#[inline(always)]
+fn run<const C: usize, const K: usize>(
+    s: Shape,
+    at: Place,
+    wm: &[i16],
+    rows: &mut [i16],
+    params: &[Channel],
+    input: &[u8],
+    output: &mut [u8],
+) {
+    let c = if C == 0 { s.c } else { C };
+    let row_len = (s.w + 2) * c;
+    let seg = K * c;
+    let fan = K * seg;
+    let out_ch = params.len();
+    let (py, px) = at.phase;
+    let Some(rows) = rows.get_mut(..K * row_len) else {
+        return;
+    };
+    for i in 0..s.h {
+        let base = i + py;
+        // Padded rows base .. base + K; all but the last are already in the ring.
+        let first_new = if i == 0 { base } else { base + K - 1 };
+        for r in first_new..base + K {
+            let slot = &mut rows[(r % K) * row_len..][..row_len];
+            fill_row(slot, input, r, s, c);
+        }
+        let ring: &[i16] = rows;
+        let x: [&[i16]; K] =
+            core::array::from_fn(|ky| &ring[((base + ky) % K) * row_len..][..row_len]);
+        let oy = at.stride * i + py;
+        for j in 0..s.w {
+            let col = (j + px) * c;
+            let seg_of = |ky: usize| &x[ky][col..][..seg];
+            let ox = at.stride * j + px;
+            let start = (oy * at.out_w + ox) * out_ch;
+            let Some(out_px) = output.get_mut(start..start + out_ch) else {
+                return;
+            };
+            let mut outs = out_px.chunks_exact_mut(4);
+            let mut ws = wm.chunks_exact(4 * fan);
+            let mut chans = params.chunks_exact(4);
+            for ((o4, w4), c4) in (&mut outs).zip(&mut ws).zip(&mut chans) {
+                let mut acc = [0i32; 4];
+                for ky in 0..K {
+                    let xs = seg_of(ky);
+                    let w: [&[i16]; 4] = core::array::from_fn(|g| &w4[g * fan + ky * seg..][..seg]);
+                    dot4_i16(&mut acc, w, xs);
+                }
+                for ((o, ch), a) in o4.iter_mut().zip(c4).zip(acc) {
+                    *o = ch.requant.apply(ch.bias + a) as u8;
+                }
+            }
+            let rest = out_ch % 4;
+            let first_rest = out_ch - rest;
+            let rest_w = wm.get(first_rest * fan..).unwrap_or(&[]);
+            for ((o, w), ch) in out_px[first_rest..]
+                .iter_mut()
+                .zip(rest_w.chunks_exact(fan))
+                .zip(&params[first_rest..])
+            {
+                let mut a = 0;
+                for ky in 0..K {
+                    a += dot_i16(&w[ky * seg..][..seg], seg_of(ky));
+                }
+                *o = ch.requant.apply(ch.bias + a) as u8;
+            }
+        }
+    }
+}
+
+/// Adds four dot products of `i16` weight runs with one `i16` input run to `acc`.
+#[inline(always)]
+fn dot4_i16(acc: &mut [i32; 4], w: [&[i16]; 4], x: &[i16]) {
+    for ((((&x, &w0), &w1), &w2), &w3) in x.iter().zip(w[0]).zip(w[1]).zip(w[2]).zip(w[3]) {
+        let x = i32::from(x);
+        acc[0] += i32::from(w0) * x;
+        acc[1] += i32::from(w1) * x;
+        acc[2] += i32::from(w2) * x;
+        acc[3] += i32::from(w3) * x;
+    }
+}
+
+/// Dot product of two `i16` runs in `i32`.
+#[inline(always)]
+fn dot_i16(w: &[i16], x: &[i16]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| i32::from(w) * i32::from(x))
+        .sum()
+}
+
+/// The input coordinate read by tap `k` (0, 1, 2) of output coordinate `o`, or `None`
+/// in the padding. `len` is the (upsampled) output extent, `up` 1 for upsampling.
+#[inline(always)]
+fn source(o: usize, k: usize, len: usize, up: u32) -> Option<usize> {
+    let u = (o + k).checked_sub(1)?;
+    (u < len).then_some(u >> up)
+}
+
+/// The generic path: for each output pixel gather the 3x3 neighbourhood into a
+/// contiguous patch of `9 * in_ch` bytes, then one dot product per output channel.
+#[inline(never)]
+fn conv_generic<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
+    let c = if C == 0 { c } else { C };
     let LayerShape::Conv3x3 {
         out_ch,
         in_w,
@@ -125,7 +397,7 @@ fn conv_inner(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
     }
 }
 
-/// Four dot products of int8 weight rows with one int8 patch.
+/// Four dot products of int8 weight rows with one int8 patch (generic path).
 #[inline(always)]
 fn dot4(w: [&[u8]; 4], x: &[u8]) -> [i32; 4] {
     let mut a = [0i32; 4];

@@ -1,0 +1,366 @@
+//! The project's MNIST classifier (training and loading) and the generator metrics built on
+//! it: per-class accuracy, Frechet distance of penultimate features, intra-class diversity.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use serde::Serialize;
+
+use crate::data::{Mnist, PIXELS};
+use crate::fsutil::write_atomic;
+use crate::model::{CLASSES, Classifier, FEATURES};
+use crate::rng::Rng;
+use crate::train::{image_batch, label_tensor, to_vec_f32};
+
+/// Where the committed classifier weights live.
+pub fn default_classifier_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/classifier.bin")
+}
+
+/// Loads the classifier (plain device, inference mode).
+pub fn load_classifier(path: &Path, device: &Device) -> anyhow::Result<Classifier> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "reading classifier weights {} (train them with `host-trainer classifier`)",
+            path.display()
+        )
+    })?;
+    let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Classifier::new(device).load_record(rec).valid())
+}
+
+/// Trains the classifier with Adam; returns it with its test accuracy.
+pub fn train_classifier(
+    train: &Mnist,
+    test: &Mnist,
+    epochs: usize,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<(Classifier, f64)> {
+    device.seed(seed);
+    let ad = device.clone().autodiff();
+    let mut model = Classifier::new(&ad);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = Rng::new(seed);
+    let pixels = train.signed_pixels();
+    let batch = 128;
+    let steps = train.len() / batch;
+    let bar = ProgressBar::new((epochs * steps) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+            .expect("valid template"),
+    );
+    for epoch in 0..epochs {
+        // Step decay: 1e-3, then 3e-4, then 1e-4 for the last epochs.
+        let lr = match epoch * 3 / epochs.max(1) {
+            0 => 1e-3,
+            1 => 3e-4,
+            _ => 1e-4,
+        };
+        let perm = rng.permutation(train.len());
+        for s in 0..steps {
+            let idx = &perm[s * batch..(s + 1) * batch];
+            let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i]).collect();
+            let x = shift_augment(image_batch(&pixels, idx, &ad), &mut rng);
+            let logits = model.forward(x);
+            let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+                .init(&ad)
+                .forward(logits, label_tensor(&labels, &ad));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            bar.inc(1);
+            if s % 50 == 0 {
+                bar.set_message(format!(
+                    "epoch {} loss {:.4}",
+                    epoch + 1,
+                    to_vec_f32(loss.detach())[0]
+                ));
+            }
+        }
+    }
+    bar.finish();
+    let model = model.valid();
+    let (pred, _) = classify(&model, &test.images);
+    let acc = pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, l)| p == l)
+        .count() as f64
+        / test.len() as f64;
+    Ok((model, acc))
+}
+
+/// Random translation by up to one pixel (a cheap, label-preserving augmentation).
+fn shift_augment(x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+    let dx = rng.below(3);
+    let dy = rng.below(3);
+    let padded = x.pad(
+        [(0, 0), (0, 0), (1, 1), (1, 1)],
+        burn::tensor::ops::PadMode::Constant(-1.0),
+    );
+    padded.slice(s![.., .., dy..dy + 28, dx..dx + 28])
+}
+
+/// Saves classifier weights atomically.
+pub fn save_classifier(model: &Classifier, path: &Path) -> anyhow::Result<()> {
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(path, &bytes)
+}
+
+/// Predicted digits and penultimate features for u8 images (784 each).
+pub fn classify(model: &Classifier, images: &[u8]) -> (Vec<u8>, Vec<f32>) {
+    let device = model_device(model);
+    let n = images.len() / PIXELS;
+    let signed: Vec<f32> = images.iter().map(|&p| p as f32 / 127.5 - 1.0).collect();
+    let mut preds = Vec::with_capacity(n);
+    let mut feats = Vec::with_capacity(n * FEATURES);
+    for start in (0..n).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(n)).collect();
+        let f = model.features(image_batch(&signed, &idx, &device));
+        let logits = to_vec_f32(model.head(f.clone()));
+        feats.extend(to_vec_f32(f));
+        for row in logits.chunks(CLASSES) {
+            let best = (0..CLASSES)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0);
+            preds.push(best as u8);
+        }
+    }
+    (preds, feats)
+}
+
+fn model_device(model: &Classifier) -> Device {
+    let mut dev = None;
+    struct Dev<'a>(&'a mut Option<Device>);
+    impl burn::module::ModuleVisitor for Dev<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if self.0.is_none() {
+                *self.0 = Some(p.val().device());
+            }
+        }
+    }
+    model.visit(&mut Dev(&mut dev));
+    dev.expect("classifier has parameters")
+}
+
+/// Mean and covariance of feature rows.
+fn moments(feats: &[f32], dim: usize) -> (DVector<f64>, DMatrix<f64>) {
+    let n = feats.len() / dim;
+    let x = DMatrix::from_row_iterator(n, dim, feats.iter().map(|&v| v as f64));
+    let mean = x.row_mean().transpose();
+    let centered = DMatrix::from_fn(n, dim, |i, j| x[(i, j)] - mean[j]);
+    let cov = centered.transpose() * &centered / (n as f64 - 1.0);
+    (mean, cov)
+}
+
+fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
+    let e = SymmetricEigen::new((m + m.transpose()) * 0.5);
+    let d = DMatrix::from_diagonal(&e.eigenvalues.map(|v| v.max(0.0).sqrt()));
+    &e.eigenvectors * d * e.eigenvectors.transpose()
+}
+
+/// Frechet distance between two feature sets (rows of `dim` values).
+pub fn frechet_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let (m1, c1) = moments(a, dim);
+    let (m2, c2) = moments(b, dim);
+    let s1 = sqrt_psd(&c1);
+    let inner = &s1 * &c2 * &s1;
+    let tr_sqrt: f64 = SymmetricEigen::new((&inner + inner.transpose()) * 0.5)
+        .eigenvalues
+        .iter()
+        .map(|v| v.max(0.0).sqrt())
+        .sum();
+    (m1 - m2).norm_squared() + c1.trace() + c2.trace() - 2.0 * tr_sqrt
+}
+
+/// Mean pairwise Euclidean distance (pixels in [0, 1]) within each class, using at most
+/// `per_class` images of each class.
+pub fn diversity(images: &[u8], labels: &[u8], per_class: usize) -> [f64; CLASSES] {
+    let mut out = [0.0; CLASSES];
+    for (c, slot) in out.iter_mut().enumerate() {
+        let members: Vec<&[u8]> = labels
+            .iter()
+            .enumerate()
+            .filter(|&(_, &l)| l as usize == c)
+            .map(|(i, _)| &images[i * PIXELS..(i + 1) * PIXELS])
+            .take(per_class)
+            .collect();
+        let (mut sum, mut pairs) = (0.0, 0usize);
+        for i in 0..members.len() {
+            for j in i + 1..members.len() {
+                let d2: f64 = members[i]
+                    .iter()
+                    .zip(members[j])
+                    .map(|(&a, &b)| {
+                        let d = (a as f64 - b as f64) / 255.0;
+                        d * d
+                    })
+                    .sum();
+                sum += d2.sqrt();
+                pairs += 1;
+            }
+        }
+        *slot = if pairs > 0 { sum / pairs as f64 } else { 0.0 };
+    }
+    out
+}
+
+/// Figures for one set of labelled images.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    /// What was scored.
+    pub name: String,
+    /// Number of images.
+    pub images: usize,
+    /// Classifier accuracy per class (fraction).
+    pub accuracy_per_class: [f64; CLASSES],
+    /// Overall accuracy (fraction).
+    pub accuracy: f64,
+    /// Frechet distance of classifier features to the real test set.
+    pub fid: f64,
+    /// Mean intra-class pairwise pixel distance, per class.
+    pub diversity_per_class: [f64; CLASSES],
+    /// Mean intra-class diversity relative to the real test set's (1.0 = as diverse).
+    pub diversity_ratio: f64,
+}
+
+impl Metrics {
+    /// Worst class accuracy.
+    pub fn worst(&self) -> (usize, f64) {
+        self.accuracy_per_class
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0))
+    }
+
+    /// A short human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{} ({} images): accuracy {:.2}%, worst digit {} {:.2}%, FID {:.3}, diversity {:.3} ({:.2}x real)\n  per digit:",
+            self.name,
+            self.images,
+            self.accuracy * 100.0,
+            self.worst().0,
+            self.worst().1 * 100.0,
+            self.fid,
+            self.diversity_per_class.iter().sum::<f64>() / CLASSES as f64,
+            self.diversity_ratio,
+        );
+        for a in self.accuracy_per_class {
+            s.push_str(&format!(" {:.1}", a * 100.0));
+        }
+        s
+    }
+}
+
+/// The real test set, prepared once for scoring generators against it.
+#[derive(Debug)]
+pub struct Reference {
+    classifier: Classifier,
+    features: Vec<f32>,
+    diversity: [f64; CLASSES],
+    /// Scores of the real test set itself (FID against 10k training images).
+    pub floor: Metrics,
+}
+
+impl Reference {
+    /// Scores the real test set and keeps its features.
+    pub fn new(classifier: Classifier, train: &Mnist, test: &Mnist) -> Self {
+        let (_, features) = classify(&classifier, &test.images);
+        let diversity = diversity(&test.images, &test.labels, 300);
+        let sub = train.take(10_000);
+        let mut reference = Self {
+            classifier,
+            features,
+            diversity,
+            floor: empty_metrics(),
+        };
+        let mut floor = reference.score("real MNIST test set", &test.images, &test.labels);
+        let (_, train_feats) = classify(&reference.classifier, &sub.images);
+        floor.fid = frechet_distance(&train_feats, &reference.features, FEATURES);
+        reference.floor = floor;
+        reference
+    }
+
+    /// Scores labelled images (`labels[i]` = the digit that was asked for).
+    pub fn score(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
+        let (pred, feats) = classify(&self.classifier, images);
+        let mut right = [0usize; CLASSES];
+        let mut total = [0usize; CLASSES];
+        for (p, &l) in pred.iter().zip(labels) {
+            total[l as usize] += 1;
+            right[l as usize] += (*p == l) as usize;
+        }
+        let accuracy_per_class = std::array::from_fn(|c| right[c] as f64 / total[c].max(1) as f64);
+        let diversity_per_class = diversity(images, labels, 300);
+        let ratio = diversity_per_class.iter().sum::<f64>() / self.diversity.iter().sum::<f64>();
+        Metrics {
+            name: name.to_string(),
+            images: labels.len(),
+            accuracy_per_class,
+            accuracy: right.iter().sum::<usize>() as f64 / labels.len().max(1) as f64,
+            fid: frechet_distance(&feats, &self.features, FEATURES),
+            diversity_per_class,
+            diversity_ratio: ratio,
+        }
+    }
+}
+
+fn empty_metrics() -> Metrics {
+    Metrics {
+        name: String::new(),
+        images: 0,
+        accuracy_per_class: [0.0; CLASSES],
+        accuracy: 0.0,
+        fid: 0.0,
+        diversity_per_class: [0.0; CLASSES],
+        diversity_ratio: 0.0,
+    }
+}
+
+/// Labels for `per_class` images of each digit, and the seeds to draw them with.
+pub fn eval_labels(per_class: usize, seed_base: u32) -> (Vec<u8>, Vec<u32>) {
+    let labels: Vec<u8> = (0..CLASSES * per_class)
+        .map(|i| (i / per_class) as u8)
+        .collect();
+    let seeds = (0..labels.len() as u32)
+        .map(|i| seed_base.wrapping_add(i))
+        .collect();
+    (labels, seeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frechet_distance_of_identical_sets_is_zero_and_shift_is_squared() {
+        let mut rng = Rng::new(3);
+        let mut a = vec![0f32; 2000 * 4];
+        rng.fill_normal(&mut a);
+        assert!(frechet_distance(&a, &a, 4).abs() < 1e-6);
+        let b: Vec<f32> = a.iter().map(|v| v + 2.0).collect();
+        // Shifting every coordinate by 2 adds |2|^2 * 4 = 16.
+        assert!((frechet_distance(&a, &b, 4) - 16.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn diversity_is_zero_for_copies() {
+        let img = vec![7u8; PIXELS * 3];
+        let d = diversity(&img, &[1, 1, 1], 10);
+        assert_eq!(d[1], 0.0);
+    }
+}

@@ -1,0 +1,12 @@
+//! Library side of `host-trainer`: data, models, training, evaluation and quantization,
+//! used by the `host-trainer` binary and by the workspace tests.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod fsutil;
+pub mod model;
+pub mod quantize;
+pub mod report;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,84 @@
+//! A small seeded PRNG for batching and training noise, so runs are reproducible
+//! independently of the backend's own random generator.
+
+use serde::{Deserialize, Serialize};
+
+/// SplitMix64: tiny, fast, good enough for shuffling and Gaussian noise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: seed ^ 0x5DEE_CE66_D1CE_4E5B,
+        }
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 11) as u128 * n as u128 >> 53) as usize
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Fills `out` with standard normal values (Box-Muller).
+    pub fn fill_normal(&mut self, out: &mut [f32]) {
+        for pair in out.chunks_mut(2) {
+            let r = (-2.0 * self.unit().ln()).sqrt();
+            let t = std::f64::consts::TAU * self.unit();
+            pair[0] = (r * t.cos()) as f32;
+            if let Some(s) = pair.get_mut(1) {
+                *s = (r * t.sin()) as f32;
+            }
+        }
+    }
+
+    /// A random permutation of 0..n (Fisher-Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            p.swap(i, self.below(i + 1));
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_roughly_normal() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        let mut x = vec![0.0; 10_000];
+        let mut y = vec![0.0; 10_000];
+        a.fill_normal(&mut x);
+        b.fill_normal(&mut y);
+        assert_eq!(x, y);
+        let mean = x.iter().sum::<f32>() / x.len() as f32;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / x.len() as f32;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+        let mut p = a.permutation(100);
+        p.sort_unstable();
+        assert_eq!(p, (0..100).collect::<Vec<_>>());
+    }
+}
