@@ -69,9 +69,9 @@ pub fn conv3x3(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()>
     let c = in_ch as usize;
     let fast = fits_fast_path(layer);
     match (in_ch, fast) {
-        (8, true) => conv_fast::<8>(layer, input, output, c),
-        (16, true) => conv_fast::<16>(layer, input, output, c),
-        (_, true) => conv_fast::<0>(layer, input, output, c),
+        (8, true) => conv_fast_entry::<8>(layer, input, output, c),
+        (16, true) => conv_fast_entry::<16>(layer, input, output, c),
+        (_, true) => conv_fast_entry::<0>(layer, input, output, c),
         (8, false) => conv_generic::<8>(layer, input, output, c),
         (16, false) => conv_generic::<16>(layer, input, output, c),
         (32, false) => conv_generic::<32>(layer, input, output, c),
@@ -97,8 +97,27 @@ fn fits_fast_path(layer: &Layer<'_>) -> bool {
     out_ch <= FAST_MAX_OUT_CH && out_ch * k * k * c + k * (w + 2) * c <= SCRATCH
 }
 
+/// Calls [`conv_fast`], which on x86-64 is compiled with SSE2 enabled as a target
+/// feature so that the `pmaddwd` helpers in [`x86`] inline into its loops.
+#[inline(always)]
+fn conv_fast_entry<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `conv_fast` only requires SSE2, which the cfg above guarantees is enabled
+    // for the whole build (it is part of the x86-64 baseline).
+    unsafe {
+        conv_fast::<C>(layer, input, output, c)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    conv_fast::<C>(layer, input, output, c)
+}
+
 /// The phase-split / row-ring convolution described in the module docs.
 #[inline(never)]
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2"),
+    target_feature(enable = "sse2")
+)]
 fn conv_fast<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8], c: usize) {
     let c = if C == 0 { c } else { C };
     let LayerShape::Conv3x3 {
@@ -210,7 +229,11 @@ fn fill_row(dst: &mut [i16], input: &[u8], r: usize, s: Shape, c: usize) {
 /// One `k x k` pass over every input position: output `(i, j)` of the pass is the dot
 /// product of the weights with padded rows `i + py .. i + py + k`, columns
 /// `j + px .. j + px + k`.
-#[inline(always)]
+#[inline]
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2"),
+    target_feature(enable = "sse2")
+)]
 fn run<const C: usize, const K: usize>(
     s: Shape,
     at: Place,
@@ -243,7 +266,6 @@ fn run<const C: usize, const K: usize>(
         let oy = at.stride * i + py;
         for j in 0..s.w {
             let col = (j + px) * c;
-            let seg_of = |ky: usize| &x[ky][col..][..seg];
             let ox = at.stride * j + px;
             let start = (oy * at.out_w + ox) * out_ch;
             let Some(out_px) = output.get_mut(start..start + out_ch) else {
@@ -253,12 +275,7 @@ fn run<const C: usize, const K: usize>(
             let mut ws = wm.chunks_exact(4 * fan);
             let mut chans = params.chunks_exact(4);
             for ((o4, w4), c4) in (&mut outs).zip(&mut ws).zip(&mut chans) {
-                let mut acc = [0i32; 4];
-                for ky in 0..K {
-                    let xs = seg_of(ky);
-                    let w: [&[i16]; 4] = core::array::from_fn(|g| &w4[g * fan + ky * seg..][..seg]);
-                    dot4_i16(&mut acc, w, xs);
-                }
+                let acc = dot4_rows::<K>(w4, seg, &x, col);
                 for ((o, ch), a) in o4.iter_mut().zip(c4).zip(acc) {
                     *o = ch.requant.apply(ch.bias + a) as u8;
                 }
@@ -271,35 +288,123 @@ fn run<const C: usize, const K: usize>(
                 .zip(rest_w.chunks_exact(fan))
                 .zip(&params[first_rest..])
             {
-                let mut a = 0;
-                for ky in 0..K {
-                    a += dot_i16(&w[ky * seg..][..seg], seg_of(ky));
-                }
+                let a = dot_rows::<K>(w, seg, &x, col);
                 *o = ch.requant.apply(ch.bias + a) as u8;
             }
         }
     }
 }
 
-/// Adds four dot products of `i16` weight runs with one `i16` input run to `acc`.
-#[inline(always)]
-fn dot4_i16(acc: &mut [i32; 4], w: [&[i16]; 4], x: &[i16]) {
-    for ((((&x, &w0), &w1), &w2), &w3) in x.iter().zip(w[0]).zip(w[1]).zip(w[2]).zip(w[3]) {
-        let x = i32::from(x);
-        acc[0] += i32::from(w0) * x;
-        acc[1] += i32::from(w1) * x;
-        acc[2] += i32::from(w2) * x;
-        acc[3] += i32::from(w3) * x;
+/// Four dot products (output channels `g` of the weight block `w4`, `4 * K * seg`
+/// values) with the same `K` input runs `x[ky][col..col + seg]`.
+#[inline]
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2"),
+    target_feature(enable = "sse2")
+)]
+fn dot4_rows<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> [i32; 4] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return x86::dot4_rows::<K>(w4, seg, x, col);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        let fan = K * seg;
+        let mut acc = [0i32; 4];
+        for (ky, x) in x.iter().enumerate() {
+            let x = &x[col..][..seg];
+            let w: [&[i16]; 4] = core::array::from_fn(|g| &w4[g * fan + ky * seg..][..seg]);
+            for ((((&x, &w0), &w1), &w2), &w3) in x.iter().zip(w[0]).zip(w[1]).zip(w[2]).zip(w[3]) {
+                let x = i32::from(x);
+                acc[0] += i32::from(w0) * x;
+                acc[1] += i32::from(w1) * x;
+                acc[2] += i32::from(w2) * x;
+                acc[3] += i32::from(w3) * x;
+            }
+        }
+        acc
     }
 }
 
-/// Dot product of two `i16` runs in `i32`.
+/// One dot product of `K * seg` weights with the input runs `x[ky][col..col + seg]`.
 #[inline(always)]
-fn dot_i16(w: &[i16], x: &[i16]) -> i32 {
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| i32::from(w) * i32::from(x))
-        .sum()
+fn dot_rows<const K: usize>(w: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> i32 {
+    let mut acc = 0;
+    for (ky, x) in x.iter().enumerate() {
+        acc += w[ky * seg..][..seg]
+            .iter()
+            .zip(&x[col..][..seg])
+            .map(|(&w, &x)| i32::from(w) * i32::from(x))
+            .sum::<i32>();
+    }
+    acc
+}
+
+/// The SSE2 version of [`dot4_rows`] (`pmaddwd`: eight `i16` products summed in pairs
+/// per instruction). SSE2 is part of the x86-64 baseline, so no run-time detection.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod x86 {
+    use core::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi16,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_unpackhi_epi32, _mm_unpackhi_epi64,
+        _mm_unpacklo_epi32, _mm_unpacklo_epi64,
+    };
+
+    /// Eight `i16` from the start of `x` (compiles to one unaligned load).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn load(x: &[i16]) -> __m128i {
+        let x: &[i16; 8] = x[..8].try_into().unwrap_or(&[0; 8]);
+        _mm_set_epi16(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0])
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub(super) fn dot4_rows<const K: usize>(
+        w4: &[i16],
+        seg: usize,
+        x: &[&[i16]; K],
+        col: usize,
+    ) -> [i32; 4] {
+        let fan = K * seg;
+        let Some(w4) = w4.get(..4 * fan) else {
+            return [0; 4];
+        };
+        let mut acc = [_mm_setzero_si128(); 4];
+        let mut tail = [0i32; 4];
+        let body = seg / 8 * 8;
+        for (ky, x) in x.iter().enumerate() {
+            let Some(x) = x.get(col..col + seg) else {
+                return [0; 4];
+            };
+            for k in (0..body).step_by(8) {
+                let xv = load(&x[k..]);
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let wv = load(&w4[g * fan + ky * seg + k..]);
+                    *a = _mm_add_epi32(*a, _mm_madd_epi16(wv, xv));
+                }
+            }
+            for k in body..seg {
+                for (g, t) in tail.iter_mut().enumerate() {
+                    *t += i32::from(w4[g * fan + ky * seg + k]) * i32::from(x[k]);
+                }
+            }
+        }
+        // Transpose-add the four accumulators into one vector of four sums.
+        let t0 = _mm_add_epi32(
+            _mm_unpacklo_epi32(acc[0], acc[1]),
+            _mm_unpackhi_epi32(acc[0], acc[1]),
+        );
+        let t1 = _mm_add_epi32(
+            _mm_unpacklo_epi32(acc[2], acc[3]),
+            _mm_unpackhi_epi32(acc[2], acc[3]),
+        );
+        let s = _mm_add_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1));
+        [
+            _mm_cvtsi128_si32(s) + tail[0],
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01>(s)) + tail[1],
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10>(s)) + tail[2],
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11>(s)) + tail[3],
+        ]
+    }
 }
 
 /// The input coordinate read by tap `k` (0, 1, 2) of output coordinate `o`, or `None`
