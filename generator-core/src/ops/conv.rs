@@ -22,23 +22,25 @@
 //! (`pmaddwd` on x86-64 SSE2), four output channels per pass sharing the input loads.
 //! Without upsampling the same loop runs once with the 3x3 kernel widened to `i16`.
 //!
-//! Layers whose merged weights and rows do not fit the fixed stack scratch (more than
-//! [`FAST_MAX_OUT_CH`] output channels, or very wide) run the generic path: gather a
-//! `9 * in_ch` byte patch per output pixel and take one dot product per output channel.
+//! Output channels run in blocks sized so that one phase's merged weights and the row
+//! ring fit a fixed 2 KiB stack scratch (the Cortex-M4 stack budget is tight). Layers
+//! too wide for even one channel run the generic path: gather a `9 * in_ch` byte patch
+//! per output pixel and take one dot product per output channel.
 
 use super::{Channel, channels};
 use crate::model::{MAX_CONV_IN_CH, MAX_CONV_OUT_CH};
 use crate::ops::requant::Requant;
 use crate::{Error, Layer, LayerShape, Result};
 
-/// Most output channels the fast path handles (its per-channel parameters live in a
+/// Most output channels in one fast-path block (their decoded parameters live in a
 /// stack array of this length).
 pub const FAST_MAX_OUT_CH: usize = 16;
 
 /// `i16` values of fast-path scratch: one phase's merged weights
-/// (`out_ch * k * k * in_ch`) plus `k` padded rows (`k * (in_w + 2) * in_ch`). The
-/// default model needs at most 1,312 (16x16 channels at 7x7: 1,024 + 288).
-const SCRATCH: usize = 1344;
+/// for a block of output channels (`block * k * k * in_ch`) plus `k` padded rows
+/// (`k * (in_w + 2) * in_ch`). The default model: 8 of 16 channels at 7x7 (512 + 288),
+/// all 8 at 14x14 (512 + 512), the final 8 -> 1 at 28x28 (72 + 720).
+const SCRATCH: usize = 1024;
 
 /// Tap rows (or columns) of the 3x3 kernel merged into tap `k'` of phase `p`:
 /// `MERGED[p][k']` is the range of original taps.
@@ -72,9 +74,6 @@ pub fn conv3x3(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()>
         (8, true) => conv_fast_entry::<8>(layer, input, output, c),
         (16, true) => conv_fast_entry::<16>(layer, input, output, c),
         (_, true) => conv_fast_entry::<0>(layer, input, output, c),
-        (8, false) => conv_generic::<8>(layer, input, output, c),
-        (16, false) => conv_generic::<16>(layer, input, output, c),
-        (32, false) => conv_generic::<32>(layer, input, output, c),
         (_, false) => conv_generic::<0>(layer, input, output, c),
     }
     Ok(())
@@ -82,6 +81,13 @@ pub fn conv3x3(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()>
 
 /// Whether the fast path's stack buffers hold this layer.
 fn fits_fast_path(layer: &Layer<'_>) -> bool {
+    fast_block(layer) > 0
+}
+
+/// Output channels per fast-path block: as many as fit the scratch beside the rows
+/// (a multiple of four when more than four), at most [`FAST_MAX_OUT_CH`]; `0` if even
+/// one channel does not fit.
+fn fast_block(layer: &Layer<'_>) -> usize {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -90,11 +96,15 @@ fn fits_fast_path(layer: &Layer<'_>) -> bool {
         ..
     } = layer.shape()
     else {
-        return false;
+        return 0;
     };
     let k = if upsample { 2 } else { 3 };
     let (c, out_ch, w) = (in_ch as usize, out_ch as usize, in_w as usize);
-    out_ch <= FAST_MAX_OUT_CH && out_ch * k * k * c + k * (w + 2) * c <= SCRATCH
+    let Some(room) = SCRATCH.checked_sub(k * (w + 2) * c) else {
+        return 0;
+    };
+    let n = (room / (k * k * c)).min(out_ch).min(FAST_MAX_OUT_CH);
+    if n > 4 && n < out_ch { n - n % 4 } else { n }
 }
 
 /// Calls [`conv_fast`], which on x86-64 is compiled with SSE2 enabled as a target
@@ -133,35 +143,43 @@ fn conv_fast<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8],
     let (out_ch, h, w) = (out_ch as usize, in_h as usize, in_w as usize);
     let p = layer.params();
     let zp = i16::from(p.in_zero_point);
-    let mut params = [NO_CHANNEL; FAST_MAX_OUT_CH];
-    for (dst, ch) in params.iter_mut().zip(channels(layer)) {
-        *dst = ch;
-    }
-    let params = &params[..out_ch.min(FAST_MAX_OUT_CH)];
-    let mut scratch = [0i16; SCRATCH];
     let shape = Shape { c, h, w, zp };
-    if upsample {
-        let (wm, rows) = scratch.split_at_mut((out_ch * 4 * c).min(SCRATCH));
-        for (py, px) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-            merge_weights(p.weights, c, py, px, wm);
-            let place = Place {
-                phase: (py, px),
-                stride: 2,
-                out_w: 2 * w,
-            };
-            run::<C, 2>(shape, place, wm, rows, params, input, output);
+    let (k, out_w, stride) = if upsample { (2, 2 * w, 2) } else { (3, w, 1) };
+    let fan = k * k * c;
+    let block = fast_block(layer).max(1);
+    let mut scratch = [0i16; SCRATCH];
+    let mut params = [NO_CHANNEL; FAST_MAX_OUT_CH];
+    let mut first = 0;
+    while first < out_ch {
+        let n = block.min(out_ch - first).min(FAST_MAX_OUT_CH);
+        for (dst, ch) in params.iter_mut().zip(channels(layer).skip(first).take(n)) {
+            *dst = ch;
         }
-    } else {
-        let (wm, rows) = scratch.split_at_mut((out_ch * 9 * c).min(SCRATCH));
-        for (d, &s) in wm.iter_mut().zip(p.weights) {
-            *d = i16::from(s as i8);
-        }
-        let place = Place {
-            phase: (0, 0),
-            stride: 1,
-            out_w: w,
+        let params = &params[..n];
+        let weights = p
+            .weights
+            .get(first * 9 * c..(first + n) * 9 * c)
+            .unwrap_or(&[]);
+        let (wm, rows) = scratch.split_at_mut((n * fan).min(SCRATCH));
+        let place = |phase| Place {
+            phase,
+            stride,
+            out_w,
+            out_ch,
+            first,
         };
-        run::<C, 3>(shape, place, wm, rows, params, input, output);
+        if upsample {
+            for phase in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                merge_weights(weights, c, phase, wm);
+                run::<C, 2>(shape, place(phase), wm, rows, params, input, output);
+            }
+        } else {
+            for (d, &s) in wm.iter_mut().zip(weights) {
+                *d = i16::from(s as i8);
+            }
+            run::<C, 3>(shape, place((0, 0)), wm, rows, params, input, output);
+        }
+        first += n;
     }
 }
 
@@ -178,17 +196,20 @@ struct Shape {
 }
 
 /// Where a pass writes: output pixel `(stride * i + py, stride * j + px)` for input
-/// position `(i, j)`.
+/// position `(i, j)`, channels `first..` of `out_ch`.
 #[derive(Clone, Copy)]
 struct Place {
     phase: (usize, usize),
     stride: usize,
     out_w: usize,
+    out_ch: usize,
+    first: usize,
 }
 
 /// Merged `i16` weights of phase `(py, px)` for every output channel, laid out
 /// `[out][ky'][kx'][in]` (`4 * c` per channel) from the `[out][ky][kx][in]` int8 weights.
-fn merge_weights(weights: &[u8], c: usize, py: usize, px: usize, wm: &mut [i16]) {
+#[inline(always)]
+fn merge_weights(weights: &[u8], c: usize, (py, px): (usize, usize), wm: &mut [i16]) {
     for (w, m) in weights.chunks_exact(9 * c).zip(wm.chunks_exact_mut(4 * c)) {
         for (t, dst) in m.chunks_exact_mut(c).enumerate() {
             let (ys, xs) = (MERGED[py][t / 2], MERGED[px][t % 2]);
@@ -247,7 +268,7 @@ fn run<const C: usize, const K: usize>(
     let row_len = (s.w + 2) * c;
     let seg = K * c;
     let fan = K * seg;
-    let out_ch = params.len();
+    let n = params.len();
     let (py, px) = at.phase;
     let Some(rows) = rows.get_mut(..K * row_len) else {
         return;
@@ -267,8 +288,8 @@ fn run<const C: usize, const K: usize>(
         for j in 0..s.w {
             let col = (j + px) * c;
             let ox = at.stride * j + px;
-            let start = (oy * at.out_w + ox) * out_ch;
-            let Some(out_px) = output.get_mut(start..start + out_ch) else {
+            let start = (oy * at.out_w + ox) * at.out_ch + at.first;
+            let Some(out_px) = output.get_mut(start..start + n) else {
                 return;
             };
             let mut outs = out_px.chunks_exact_mut(4);
@@ -280,8 +301,8 @@ fn run<const C: usize, const K: usize>(
                     *o = ch.requant.apply(ch.bias + a) as u8;
                 }
             }
-            let rest = out_ch % 4;
-            let first_rest = out_ch - rest;
+            let rest = n % 4;
+            let first_rest = n - rest;
             let rest_w = wm.get(first_rest * fan..).unwrap_or(&[]);
             for ((o, w), ch) in out_px[first_rest..]
                 .iter_mut()
