@@ -25,7 +25,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
     /// Discriminator widths (first, second conv).
-    #[arg(long, num_args = 2, default_values_t = [32, 64])]
+    #[arg(long, num_args = 2, default_values_t = [16, 32])]
     pub d_widths: Vec<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]

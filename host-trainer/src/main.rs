@@ -83,6 +83,10 @@ struct RunArgs {
     /// EMA decay of the generator weights.
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
+    /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
+    /// 1.45x faster per image than 32 64 on this machine (see the README).
+    #[arg(long, num_args = 2, default_values_t = [16, 32])]
+    d_widths: Vec<usize>,
     /// Seed of weights, batches and noise.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -245,12 +249,17 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             (run, t)
         }
         None => {
-            let mut config = TrainConfig::new(GeneratorConfig::new(), DiscriminatorConfig::new())
-                .with_batch(a.batch)
-                .with_lr_g(a.lr_g)
-                .with_lr_d(a.lr_d)
-                .with_ema_decay(a.ema)
-                .with_seed(a.seed);
+            let mut config = TrainConfig::new(
+                GeneratorConfig::new(),
+                DiscriminatorConfig::new()
+                    .with_c1(a.d_widths[0])
+                    .with_c2(a.d_widths[1]),
+            )
+            .with_batch(a.batch)
+            .with_lr_g(a.lr_g)
+            .with_lr_d(a.lr_d)
+            .with_ema_decay(a.ema)
+            .with_seed(a.seed);
             apply_limits(&mut config, &a, train_set.len());
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?

@@ -105,10 +105,10 @@ impl Generator {
 #[derive(Config, Debug)]
 pub struct DiscriminatorConfig {
     /// Channels of the first 4x4/2 conv (14x14).
-    #[config(default = 32)]
+    #[config(default = 16)]
     pub c1: usize,
     /// Channels of the second 4x4/2 conv (7x7).
-    #[config(default = 64)]
+    #[config(default = 32)]
     pub c2: usize,
 }
 

@@ -426,6 +426,9 @@ pub fn train(
             || time_limit.is_some_and(|l| t.state.train_seconds >= l)
     };
     let mut window = (0f32, 0f32, 0usize, Instant::now());
+    // Without a terminal (nohup, CI logs) the bar is invisible: print a line now and then.
+    let log_lines = !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = Instant::now();
     'epochs: while !done(&trainer) {
         let perm = trainer.state.rng.permutation(n);
         for s in 0..steps_per_epoch {
@@ -451,14 +454,19 @@ pub fn train(
                     images_per_s: (window.2 * cfg.batch) as f32 / secs,
                 };
                 trainer.state.losses.push(row);
-                bar.set_message(format!(
+                let msg = format!(
                     "epoch {} step {} d {:.3} g {:.3} {:.0} img/s",
                     trainer.state.epoch + 1,
                     row.step,
                     row.d_loss,
                     row.g_loss,
                     row.images_per_s
-                ));
+                );
+                if log_lines && last_line.elapsed().as_secs() >= 30 {
+                    eprintln!("[{:>6.0} s] {msg}", trainer.state.train_seconds);
+                    last_line = Instant::now();
+                }
+                bar.set_message(msg);
                 window = (0.0, 0.0, 0, Instant::now());
             }
             bar.set_position(match step_limit {
