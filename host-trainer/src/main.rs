@@ -388,7 +388,7 @@ fn int8_images_grid(model_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// A generator file is either an int8 model (generator-core) or Burn weights.
 enum GeneratorFile {
     Int8(Vec<u8>),
-    Float(model::Generator),
+    Float(Box<model::Generator>),
 }
 
 fn open_generator(path: &Path, device: &Device) -> anyhow::Result<GeneratorFile> {
@@ -396,11 +396,9 @@ fn open_generator(path: &Path, device: &Device) -> anyhow::Result<GeneratorFile>
     let check = generator_core::Model::from_bytes(&bytes).map(|_| ());
     match check {
         Ok(()) => Ok(GeneratorFile::Int8(bytes)),
-        Err(generator_core::Error::BadMagic) => Ok(GeneratorFile::Float(train::load_generator(
-            &GeneratorConfig::new(),
-            path,
-            device,
-        )?)),
+        Err(generator_core::Error::BadMagic) => Ok(GeneratorFile::Float(Box::new(
+            train::load_generator(&GeneratorConfig::new(), path, device)?,
+        ))),
         Err(e) => bail!("{}: {e}", path.display()),
     }
 }

@@ -490,7 +490,7 @@ pub fn train(
         end_of_epoch(&trainer, run, &format!("epoch-{:03}", trainer.state.epoch))?;
     }
     // A final partial epoch still gets its grid, curves and checkpoint.
-    if trainer.state.step % steps_per_epoch != 0 {
+    if !trainer.state.step.is_multiple_of(steps_per_epoch) {
         end_of_epoch(&trainer, run, "final")?;
     }
     bar.finish();
