@@ -445,7 +445,8 @@ pub fn train(
             window.0 += dl;
             window.1 += gl;
             window.2 += 1;
-            if window.2 == 25 || s + 1 == steps_per_epoch {
+            let finishing = done(&trainer) || stop.load(Ordering::SeqCst);
+            if window.2 == 25 || s + 1 == steps_per_epoch || finishing {
                 let secs = window.3.elapsed().as_secs_f32();
                 let row = LossRow {
                     step: trainer.state.step,
