@@ -84,7 +84,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
     /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
-    /// 1.45x faster per image than 32 64 on this machine (see the README).
+    /// 1.34x faster per image than 32 64 on this machine (see the README).
     #[arg(long, num_args = 2, default_values_t = [16, 32])]
     d_widths: Vec<usize>,
     /// Seed of weights, batches and noise.
