@@ -184,7 +184,7 @@ pub fn frechet_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
     (m1 - m2).norm_squared() + c1.trace() + c2.trace() - 2.0 * tr_sqrt
 }
 
-/// Mean pairwise Euclidean distance (pixels in [0, 1]) within each class, using at most
+/// Mean pairwise Euclidean distance (pixels in `[0, 1]`) within each class, using at most
 /// `per_class` images of each class.
 pub fn diversity(images: &[u8], labels: &[u8], per_class: usize) -> [f64; CLASSES] {
     let mut out = [0.0; CLASSES];

@@ -57,7 +57,7 @@ fn conv3x3(cin: usize, cout: usize, bias: bool, device: &Device) -> Conv2d {
         .init(device)
 }
 
-/// Nearest-neighbour 2x upsampling by broadcasting: [b, c, h, w] -> [b, c, 2h, 2w].
+/// Nearest-neighbour 2x upsampling by broadcasting: `[b, c, h, w]` -> `[b, c, 2h, 2w]`.
 pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h, 1, w, 1])
@@ -83,7 +83,7 @@ impl GeneratorConfig {
 }
 
 impl Generator {
-    /// `z`: [b, 32], `onehot`: [b, 10] -> pre-tanh logits [b, 1, 28, 28].
+    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> pre-tanh logits `[b, 1, 28, 28]`.
     pub fn logits(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
         let x = Tensor::cat(vec![z, onehot], 1); // [b, 42]
         let [b, _] = x.dims();
@@ -95,7 +95,7 @@ impl Generator {
         self.conv3.forward(x) // [b, 1, 28, 28]
     }
 
-    /// `z`: [b, 32], `onehot`: [b, 10] -> images [b, 1, 28, 28] in [-1, 1].
+    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1].
     pub fn forward(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
         tanh(self.logits(z, onehot))
     }
@@ -146,7 +146,7 @@ impl DiscriminatorConfig {
 }
 
 impl Discriminator {
-    /// `x`: [b, 1, 28, 28], `labels`: [b] -> scores [b].
+    /// `x`: `[b, 1, 28, 28]`, `labels`: `[b]` -> scores `[b]`.
     pub fn forward(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
         let [b, ..] = x.dims();
         let h = leaky_relu(self.conv1.forward(x), 0.2); // [b, c1, 14, 14]
@@ -190,7 +190,7 @@ impl Classifier {
         }
     }
 
-    /// `x`: [b, 1, 28, 28] in [-1, 1] -> penultimate features [b, 128].
+    /// `x`: `[b, 1, 28, 28]` in [-1, 1] -> penultimate features `[b, 128]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(relu(self.conv1.forward(x))); // [b, 32, 14, 14]
         let x = self.pool.forward(relu(self.conv2.forward(x))); // [b, 64, 7, 7]
@@ -198,12 +198,12 @@ impl Classifier {
         relu(self.fc1.forward(x.flatten::<2>(1, 3))) // [b, 128]
     }
 
-    /// Features -> logits [b, 10].
+    /// Features -> logits `[b, 10]`.
     pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
         self.fc2.forward(self.dropout.forward(features))
     }
 
-    /// `x`: [b, 1, 28, 28] -> logits [b, 10].
+    /// `x`: `[b, 1, 28, 28]` -> logits `[b, 10]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head(self.features(x))
     }

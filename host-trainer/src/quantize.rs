@@ -32,7 +32,7 @@ fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
     (scale, shift)
 }
 
-/// Conv weights [out][in][3][3] and bias, with a following batch norm folded in.
+/// Conv weights `[out][in][3][3]` and bias, with a following batch norm folded in.
 fn fold_conv(
     conv: &burn::nn::conv::Conv2d,
     bn: Option<&BatchNorm>,

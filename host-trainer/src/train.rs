@@ -134,7 +134,7 @@ pub struct Trainer {
     pub state: TrainState,
 }
 
-/// Reads a tensor as a Vec<f32>.
+/// Reads a tensor as a `Vec<f32>`.
 pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
@@ -142,7 +142,7 @@ pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float tensor data")
 }
 
-/// Builds an image batch [b, 1, 28, 28] from signed pixels.
+/// Builds an image batch `[b, 1, 28, 28]` from signed pixels.
 pub fn image_batch(pixels: &[f32], idx: &[usize], device: &Device) -> Tensor<4> {
     let mut v = Vec::with_capacity(idx.len() * PIXELS);
     for &i in idx {
@@ -151,13 +151,13 @@ pub fn image_batch(pixels: &[f32], idx: &[usize], device: &Device) -> Tensor<4> 
     Tensor::from_data(TensorData::new(v, [idx.len(), 1, 28, 28]), device)
 }
 
-/// Labels [b] as an int tensor.
+/// Labels `[b]` as an int tensor.
 pub fn label_tensor(labels: &[u8], device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
-/// One-hot [b, 10] float.
+/// One-hot `[b, 10]` float.
 pub fn onehot(labels: &[u8], device: &Device) -> Tensor<2> {
     let mut v = vec![0f32; labels.len() * CLASSES];
     for (i, &l) in labels.iter().enumerate() {
