@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::Serialize;
@@ -16,7 +14,7 @@ use crate::data::{Mnist, PIXELS};
 use crate::fsutil::write_atomic;
 use crate::model::{CLASSES, Classifier, FEATURES};
 use crate::rng::Rng;
-use crate::train::{image_batch, label_tensor, to_vec_f32};
+use crate::train::{image_batch, label_tensor, load_module, record_bytes, to_vec_f32};
 
 /// Where the committed classifier weights live.
 pub fn default_classifier_path() -> PathBuf {
@@ -31,9 +29,9 @@ pub fn load_classifier(path: &Path, device: &Device) -> anyhow::Result<Classifie
             path.display()
         )
     })?;
-    let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Classifier::new(device).load_record(rec).valid())
+    let model = load_module(Classifier::new(device), &bytes)
+        .with_context(|| format!("{}: not a classifier weight file", path.display()))?;
+    Ok(model.valid())
 }
 
 /// Trains the classifier with Adam; returns it with its test accuracy.
@@ -110,12 +108,7 @@ fn shift_augment(x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
 
 /// Saves classifier weights atomically.
 pub fn save_classifier(model: &Classifier, path: &Path) -> anyhow::Result<()> {
-    let bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &record_bytes(model)?)
 }
 
 /// Predicted digits and penultimate features for u8 images (784 each).

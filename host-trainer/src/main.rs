@@ -290,11 +290,12 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     let model_path = run_dir.0.join("model.dgen");
     let bytes = quantize::export(&trainer.ema, 2000, &model_path)?;
-    let int8_images = generate_int8(&bytes, &labels, &seeds)?;
+    let int8_images = report::generate_int8(&bytes, &labels, &seeds)?;
     let int8_m = reference.score("int8 generator-core", &int8_images, &labels);
-    let mae = mean_abs_diff(&float_images, &int8_images);
+    let mae = report::mean_abs_diff(&float_images, &int8_images);
+    let (grid_labels, grid_seeds) = report::grid_inputs();
     report::write_grid(
-        &int8_images_grid(&bytes)?,
+        &report::generate_int8(&bytes, &grid_labels, &grid_seeds)?,
         10,
         &run_dir.0.join("samples-int8.png"),
     )?;
@@ -311,7 +312,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         "threads": rayon::current_num_threads(),
         "float": float_m,
         "int8": int8_m,
-        "int8_vs_float_mean_abs_pixel_diff": mae,
+        "int8_vs_float_mean_abs_pixel_diff": mae / 255.0,
         "model_bytes": bytes.len(),
         "real": reference.floor,
     });
@@ -324,7 +325,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     println!("{}", int8_m.table());
     println!(
         "int8 vs float: mean |pixel diff| {:.2}/255; model {} bytes -> {}",
-        mae * 255.0,
+        mae,
         bytes.len(),
         model_path.display()
     );
@@ -353,38 +354,6 @@ fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize) {
     }
 }
 
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).abs())
-        .sum::<f64>()
-        / a.len().max(1) as f64
-        / 255.0
-}
-
-/// Generates through generator-core (the int8 path firmware runs).
-fn generate_int8(model_bytes: &[u8], labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
-    let model = generator_core::Model::from_bytes(model_bytes)
-        .map_err(|e| anyhow::anyhow!("model file: {e}"))?;
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut g =
-        generator_core::Generator::new(&model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = Vec::with_capacity(labels.len() * 784);
-    let mut img = [0u8; 784];
-    for (&l, &s) in labels.iter().zip(seeds) {
-        g.generate(l, s, &mut img)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.extend_from_slice(&img);
-    }
-    Ok(out)
-}
-
-fn int8_images_grid(model_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let labels: Vec<u8> = (0..100).map(|i| (i / 10) as u8).collect();
-    let seeds: Vec<u32> = (0..100).map(|i| report::GRID_SEEDS[i % 10]).collect();
-    generate_int8(model_bytes, &labels, &seeds)
-}
-
 /// A generator file is either an int8 model (generator-core) or Burn weights.
 enum GeneratorFile {
     Int8(Vec<u8>),
@@ -405,7 +374,7 @@ fn open_generator(path: &Path, device: &Device) -> anyhow::Result<GeneratorFile>
 
 fn generate_any(file: &GeneratorFile, labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
     match file {
-        GeneratorFile::Int8(bytes) => generate_int8(bytes, labels, seeds),
+        GeneratorFile::Int8(bytes) => report::generate_int8(bytes, labels, seeds),
         GeneratorFile::Float(g) => Ok(report::generate_float(g, labels, seeds)),
     }
 }

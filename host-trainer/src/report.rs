@@ -72,11 +72,44 @@ pub fn write_grid(images: &[u8], cols: usize, path: &Path) -> anyhow::Result<()>
     write_atomic(path, &png)
 }
 
-/// A 10x10 grid: row = digit 0-9, column = fixed noise seed.
+/// Labels and seeds of the 10x10 grid: row = digit 0-9, column = fixed noise seed.
+pub fn grid_inputs() -> (Vec<u8>, Vec<u32>) {
+    let labels = (0..100).map(|i| (i / 10) as u8).collect();
+    let seeds = (0..100).map(|i| GRID_SEEDS[i % 10]).collect();
+    (labels, seeds)
+}
+
+/// The 10x10 grid drawn by a float generator.
 pub fn sample_grid(g: &Generator, path: &Path) -> anyhow::Result<()> {
-    let labels: Vec<u8> = (0..100).map(|i| (i / 10) as u8).collect();
-    let seeds: Vec<u32> = (0..100).map(|i| GRID_SEEDS[i % 10]).collect();
+    let (labels, seeds) = grid_inputs();
     write_grid(&generate_float(g, &labels, &seeds), 10, path)
+}
+
+/// Generates through generator-core from model-file bytes (the int8 path firmware runs);
+/// returns u8 images, 784 each.
+pub fn generate_int8(model_bytes: &[u8], labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
+    let model = generator_core::Model::from_bytes(model_bytes)
+        .map_err(|e| anyhow::anyhow!("model file: {e}"))?;
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut g =
+        generator_core::Generator::new(&model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = Vec::with_capacity(labels.len() * 784);
+    let mut img = [0u8; 784];
+    for (&l, &s) in labels.iter().zip(seeds) {
+        g.generate(l, s, &mut img)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.extend_from_slice(&img);
+    }
+    Ok(out)
+}
+
+/// Mean absolute difference of two u8 image sets, in units of 1/255.
+pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum::<f64>()
+        / a.len().max(1) as f64
 }
 
 /// Writes `losses.csv` and `losses.png` into `dir`.

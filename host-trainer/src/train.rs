@@ -193,7 +193,8 @@ impl ModuleMapper for EmaUpdate {
     }
 }
 
-fn record_bytes<M: Module>(m: &M) -> anyhow::Result<Vec<u8>> {
+/// A module's weights as Burn record bytes.
+pub fn record_bytes<M: Module>(m: &M) -> anyhow::Result<Vec<u8>> {
     Ok(m.clone()
         .into_record()
         .into_bytes()
@@ -201,7 +202,8 @@ fn record_bytes<M: Module>(m: &M) -> anyhow::Result<Vec<u8>> {
         .to_vec())
 }
 
-fn load_module<M: Module>(m: M, bytes: &[u8]) -> anyhow::Result<M> {
+/// Loads record bytes written by [`record_bytes`] into `m`.
+pub fn load_module<M: Module>(m: M, bytes: &[u8]) -> anyhow::Result<M> {
     let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m.load_record(rec))

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use generator_core::{DEFAULT_MODEL, Generator, Model};
+use generator_core::DEFAULT_MODEL;
 use host_trainer::eval::{classify, default_classifier_path, eval_labels, load_classifier};
 use host_trainer::model::GeneratorConfig;
 use host_trainer::quantize;
-use host_trainer::report::generate_float;
+use host_trainer::report::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::train::load_generator;
 
 const PER_CLASS: usize = 300;
@@ -30,25 +30,12 @@ fn shipped_int8_model_agrees_with_its_float_generator() {
     let (labels, seeds) = eval_labels(PER_CLASS, 500_000);
 
     let float_images = generate_float(&g, &labels, &seeds);
-    let model = Model::from_bytes(DEFAULT_MODEL).unwrap();
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut gen_ = Generator::new(&model, &mut arena).unwrap();
-    let mut int8_images = Vec::with_capacity(float_images.len());
-    let mut img = [0u8; 784];
-    for (&l, &s) in labels.iter().zip(&seeds) {
-        gen_.generate(l, s, &mut img).unwrap();
-        int8_images.extend_from_slice(&img);
-    }
+    let int8_images = generate_int8(DEFAULT_MODEL, &labels, &seeds).unwrap();
 
     let (pf, _) = classify(&classifier, &float_images);
     let (pq, _) = classify(&classifier, &int8_images);
     let (af, aq) = (accuracy(&pf, &labels), accuracy(&pq, &labels));
-    let mae = float_images
-        .iter()
-        .zip(&int8_images)
-        .map(|(&a, &b)| (a as f64 - b as f64).abs())
-        .sum::<f64>()
-        / float_images.len() as f64;
+    let mae = mean_abs_diff(&float_images, &int8_images);
     eprintln!(
         "float {:.2}%, int8 {:.2}%, mean |diff| {mae:.2}/255",
         af * 100.0,

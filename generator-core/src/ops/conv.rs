@@ -460,15 +460,7 @@ fn conv_generic<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u
     let mut buf = [0u8; 9 * MAX_CONV_IN_CH];
     let patch = &mut buf[..k.min(9 * MAX_CONV_IN_CH)];
     // Per-channel parameters decoded once per layer, not once per pixel.
-    let mut params = [Channel {
-        bias: 0,
-        requant: Requant {
-            multiplier: 0,
-            shift: 1,
-            zero_point: 0,
-            min: 0,
-        },
-    }; MAX_CONV_OUT_CH];
+    let mut params = [NO_CHANNEL; MAX_CONV_OUT_CH];
     for (dst, ch) in params.iter_mut().zip(channels(layer)) {
         *dst = ch;
     }
