@@ -59,10 +59,15 @@ pub const DGEN_ERR_LENGTH: i32 = -12;
 pub const DGEN_ERR_OTHER: i32 = -13;
 
 /// Bytes in one generated image (28 x 28, row-major, 0 = background, 255 = ink).
-pub const DGEN_IMAGE_PIXELS: usize = IMAGE_PIXELS;
+pub const DGEN_IMAGE_PIXELS: usize = 784;
 
 /// An arena of this many bytes suffices for every model the library accepts.
-pub const DGEN_MAX_ARENA_BYTES: usize = generator_core::MAX_ARENA_BYTES;
+pub const DGEN_MAX_ARENA_BYTES: usize = 9408;
+
+// The header carries literal values (cbindgen cannot follow paths into the core):
+// keep them equal to the core's constants.
+const _: () = assert!(DGEN_IMAGE_PIXELS == IMAGE_PIXELS);
+const _: () = assert!(DGEN_MAX_ARENA_BYTES == generator_core::MAX_ARENA_BYTES);
 
 /// The code for a core error.
 const fn code(e: Error) -> i32 {
