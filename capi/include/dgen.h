@@ -100,6 +100,29 @@ int32_t dgen_generate(const uint8_t *model,
                       uint8_t *arena,
                       size_t arena_len);
 
+// Generates `count` images, image `i` of digit `digits[i]` from seed `seed + i`
+// (wrapping), into `images` (`images_len` >= `count * 784` bytes, image after image).
+// Decodes the model once for the whole batch, where `dgen_generate` decodes it
+// (checksum included) on every call. Every digit is checked before anything is
+// generated. Returns `DGEN_OK` or a negative `DGEN_ERR_*` code.
+//
+// # Safety
+// - `model` is null or points to `model_len` readable bytes.
+// - `digits` is null or points to `count` readable bytes (it may be null if `count` is 0).
+// - `images` is null or points to `images_len` writable bytes.
+// - `arena` is null or points to `arena_len` writable bytes.
+// - The regions written (`images`, `arena`) overlap nothing else passed in, and nothing
+//   else touches them during the call.
+int32_t dgen_generate_batch(const uint8_t *model,
+                            size_t model_len,
+                            const uint8_t *digits,
+                            size_t count,
+                            uint32_t seed,
+                            uint8_t *images,
+                            size_t images_len,
+                            uint8_t *arena,
+                            size_t arena_len);
+
 // Returns a static, NUL-terminated English description of a `DGEN_*` code (a generic
 // text for codes it does not know). Never returns null.
 const char *dgen_error_message(int32_t code);

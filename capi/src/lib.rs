@@ -1,4 +1,4 @@
-//! C ABI over [`generator_core`]: four functions, no allocation, no panics.
+//! C ABI over [`generator_core`]: five functions, no allocation, no panics.
 //!
 //! The header is `include/dgen.h` (generated from this file by cbindgen; a test fails
 //! when it drifts). Build the static library with
@@ -188,6 +188,71 @@ pub unsafe extern "C" fn dgen_generate(
     // SAFETY: non-null, length bounded, writable and unaliased per the contract.
     let arena = unsafe { core::slice::from_raw_parts_mut(arena, arena_len) };
     let result = Generator::new(&model, arena).and_then(|mut g| g.generate(digit, seed, image));
+    match result {
+        Ok(()) => DGEN_OK,
+        Err(e) => code(e),
+    }
+}
+
+/// Generates `count` images, image `i` of digit `digits[i]` from seed `seed + i`
+/// (wrapping), into `images` (`images_len` >= `count * 784` bytes, image after image).
+/// Decodes the model once for the whole batch, where `dgen_generate` decodes it
+/// (checksum included) on every call. Every digit is checked before anything is
+/// generated. Returns `DGEN_OK` or a negative `DGEN_ERR_*` code.
+///
+/// # Safety
+/// - `model` is null or points to `model_len` readable bytes.
+/// - `digits` is null or points to `count` readable bytes (it may be null if `count` is 0).
+/// - `images` is null or points to `images_len` writable bytes.
+/// - `arena` is null or points to `arena_len` writable bytes.
+/// - The regions written (`images`, `arena`) overlap nothing else passed in, and nothing
+///   else touches them during the call.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dgen_generate_batch(
+    model: *const u8,
+    model_len: usize,
+    digits: *const u8,
+    count: usize,
+    seed: u32,
+    images: *mut u8,
+    images_len: usize,
+    arena: *mut u8,
+    arena_len: usize,
+) -> i32 {
+    if images.is_null() || arena.is_null() || (digits.is_null() && count > 0) {
+        return DGEN_ERR_NULL_POINTER;
+    }
+    if images_len > isize::MAX as usize || arena_len > isize::MAX as usize {
+        return DGEN_ERR_LENGTH;
+    }
+    let Some(needed) = count.checked_mul(IMAGE_PIXELS) else {
+        return DGEN_ERR_BUFFER_TOO_SMALL;
+    };
+    if images_len < needed {
+        return DGEN_ERR_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: the caller's contract covers `model`.
+    let model = match unsafe { self::model(model, model_len) } {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let labels: &[u8] = if count == 0 {
+        &[]
+    } else {
+        // SAFETY: non-null (checked above), `count` readable bytes per the contract.
+        match unsafe { bytes(digits, count) } {
+            Ok(l) => l,
+            Err(e) => return e,
+        }
+    };
+    // SAFETY: non-null, length bounded, writable and unaliased per the contract.
+    let images = unsafe { core::slice::from_raw_parts_mut(images, needed) };
+    // SAFETY: as above.
+    let arena = unsafe { core::slice::from_raw_parts_mut(arena, arena_len) };
+    let (images, _) = images.as_chunks_mut::<IMAGE_PIXELS>();
+    let result =
+        Generator::new(&model, arena).and_then(|mut g| g.generate_batch(labels, seed, images));
     match result {
         Ok(()) => DGEN_OK,
         Err(e) => code(e),
