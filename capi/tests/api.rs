@@ -90,14 +90,26 @@ fn batch_equals_single_calls() {
             )
         }
     };
-    assert_eq!(call(&mut images, digits.len() * 784, &digits, &mut arena), DGEN_OK);
+    assert_eq!(
+        call(&mut images, digits.len() * 784, &digits, &mut arena),
+        DGEN_OK
+    );
     for (i, (&d, img)) in digits.iter().zip(images.chunks_exact(784)).enumerate() {
         assert_eq!(img, core_image(d, (u32::MAX - 1).wrapping_add(i as u32)));
     }
     let len = images.len();
-    assert_eq!(call(&mut images, len - 1, &digits, &mut arena), DGEN_ERR_BUFFER_TOO_SMALL);
-    assert_eq!(call(&mut images, len, &[1, 2, 10], &mut arena), DGEN_ERR_INVALID_DIGIT);
-    assert_eq!(call(&mut images, len, &[1], &mut arena[..100]), DGEN_ERR_ARENA_TOO_SMALL);
+    assert_eq!(
+        call(&mut images, len - 1, &digits, &mut arena),
+        DGEN_ERR_BUFFER_TOO_SMALL
+    );
+    assert_eq!(
+        call(&mut images, len, &[1, 2, 10], &mut arena),
+        DGEN_ERR_INVALID_DIGIT
+    );
+    assert_eq!(
+        call(&mut images, len, &[1], &mut arena[..100]),
+        DGEN_ERR_ARENA_TOO_SMALL
+    );
     assert_eq!(call(&mut images, len, &[], &mut arena), DGEN_OK);
     // SAFETY: null digits with count 0 is allowed; null digits with count 1 is rejected.
     unsafe {
@@ -147,8 +159,14 @@ fn misuse_gives_the_documented_codes() {
     assert_eq!(generate(m, 10, 0, need).0, DGEN_ERR_INVALID_DIGIT);
     assert_eq!(generate(m, 1, 0, need - 1).0, DGEN_ERR_ARENA_TOO_SMALL);
     assert_eq!(generate(m, 1, 0, 0).0, DGEN_ERR_ARENA_TOO_SMALL);
-    assert_eq!(generate(&m[..m.len() / 2], 1, 0, need).0, DGEN_ERR_TRUNCATED);
-    assert_eq!(generate(b"not a model at all", 1, 0, need).0, DGEN_ERR_BAD_MAGIC);
+    assert_eq!(
+        generate(&m[..m.len() / 2], 1, 0, need).0,
+        DGEN_ERR_TRUNCATED
+    );
+    assert_eq!(
+        generate(b"not a model at all", 1, 0, need).0,
+        DGEN_ERR_BAD_MAGIC
+    );
     let mut flipped = m.to_vec();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x55;
@@ -165,10 +183,22 @@ fn misuse_gives_the_documented_codes() {
         assert_eq!(dgen_arena_bytes(m.as_ptr(), usize::MAX), DGEN_ERR_LENGTH);
         let (mp, ml) = (m.as_ptr(), m.len());
         let (ip, ap) = (image.as_mut_ptr(), arena.as_mut_ptr());
-        assert_eq!(dgen_generate(ptr::null(), ml, 1, 0, ip, ap, need), DGEN_ERR_NULL_POINTER);
-        assert_eq!(dgen_generate(mp, ml, 1, 0, ptr::null_mut(), ap, need), DGEN_ERR_NULL_POINTER);
-        assert_eq!(dgen_generate(mp, ml, 1, 0, ip, ptr::null_mut(), need), DGEN_ERR_NULL_POINTER);
-        assert_eq!(dgen_generate(mp, ml, 1, 0, ip, ap, usize::MAX), DGEN_ERR_LENGTH);
+        assert_eq!(
+            dgen_generate(ptr::null(), ml, 1, 0, ip, ap, need),
+            DGEN_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            dgen_generate(mp, ml, 1, 0, ptr::null_mut(), ap, need),
+            DGEN_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            dgen_generate(mp, ml, 1, 0, ip, ptr::null_mut(), need),
+            DGEN_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            dgen_generate(mp, ml, 1, 0, ip, ap, usize::MAX),
+            DGEN_ERR_LENGTH
+        );
     }
 }
 
@@ -181,7 +211,10 @@ fn every_code_has_its_own_message() {
         // SAFETY: the function returns static NUL-terminated strings.
         let text = unsafe { CStr::from_ptr(dgen_error_message(code)) };
         assert_ne!(text, unknown, "code {code} has no message");
-        assert!(seen.insert(text.to_owned()), "code {code} repeats a message");
+        assert!(
+            seen.insert(text.to_owned()),
+            "code {code} repeats a message"
+        );
     }
     for code in [1, -14, i32::MIN, i32::MAX] {
         // SAFETY: as above.

@@ -46,7 +46,9 @@ struct Engine {
 
 impl Engine {
     fn bytes(&self) -> &[u8] {
-        self.model.as_deref().unwrap_or(generator_core::DEFAULT_MODEL)
+        self.model
+            .as_deref()
+            .unwrap_or(generator_core::DEFAULT_MODEL)
     }
 
     fn decode(&self) -> Result<Model<'_>, BatchError> {
