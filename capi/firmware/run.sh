@@ -19,8 +19,14 @@ arm-none-eabi-gcc -std=c11 -Wall -Wextra -Werror -O2 -mcpu=cortex-m4 -mthumb \
   capi/firmware/firmware.c target/thumbv7em-none-eabihf/release/libdgen.a -lgcc -o "$ELF"
 arm-none-eabi-size "$ELF"
 
+# Semihosting output arrives on QEMU's stderr; the exit status is the firmware's verdict.
+status=0
 timeout 300 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$ELF" > target/dgen-c-m4.txt
+  -semihosting-config enable=on,target=native -kernel "$ELF" \
+  </dev/null >target/dgen-c-m4.log 2>&1 || status=$?
+cat target/dgen-c-m4.log
+[ "$status" -eq 0 ] || { echo "C firmware exited with status $status" >&2; exit 1; }
+grep '^digit ' target/dgen-c-m4.log > target/dgen-c-m4.txt || true
 cargo run -q --release -p firmware-sim -- --checksums > target/firmware-sim-checksums.txt
 diff target/dgen-c-m4.txt target/firmware-sim-checksums.txt
 echo "C firmware on QEMU mps2-an386: $(wc -l < target/dgen-c-m4.txt) checksum lines equal firmware-sim's"
