@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -181,22 +182,28 @@ def test_model_path(tmp_path):
 
 def test_gil_is_released_while_generating():
     gen = AiGcMn(seed=1)
-    labels = np.arange(3000) % 10
+    labels = np.arange(2000) % 10
     started = threading.Event()
+    window = []
 
     def work():
         started.set()
+        t0 = time.perf_counter()
         gen.generator(labels)
+        window.extend([t0, time.perf_counter()])
 
     worker = threading.Thread(target=work)
     worker.start()
     started.wait()
-    spins = 0
+    ticks = []
     while worker.is_alive():
-        spins += 1
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)  # needs the GIL back to continue
     worker.join()
-    # Holding the GIL for the whole batch would leave this thread almost no turns.
-    assert spins > 10_000, spins
+    t0, t1 = window
+    middle = [t for t in ticks if t0 + 0.25 * (t1 - t0) < t < t0 + 0.75 * (t1 - t0)]
+    # With the GIL held through the Rust call this thread could not run mid-call at all.
+    assert len(middle) >= 10, (len(middle), t1 - t0)
 
 
 def test_torch_tensor_in_tensor_out():
