@@ -175,6 +175,86 @@ fn rejects_corrupt_model_files_naming_the_loader_error() {
     }
 }
 
+/// A model file with a correct CRC whose middle conv has `out_ch` output channels on
+/// the generic conv path (linear 42 -> 1x4x64, conv 64 -> `out_ch`, linear -> 784).
+fn wide_conv_model(out_ch: u16) -> Vec<u8> {
+    use generator_core::LayerShape;
+    use generator_core::build::{QuantizedLayer, QuantizedModel};
+    let layer = |shape: LayerShape| {
+        let ch = shape.channels() as usize;
+        QuantizedLayer {
+            shape,
+            relu: false,
+            in_scale: 1.0,
+            in_zero_point: 0,
+            out_scale: 1.0,
+            out_zero_point: 0,
+            weights: vec![1; ch * shape.fan_in() as usize],
+            weight_scales: vec![1.0; ch],
+            bias: vec![0; ch],
+            multiplier: vec![1 << 30; ch],
+            shift: vec![40; ch],
+        }
+    };
+    QuantizedModel {
+        layers: vec![
+            layer(LayerShape::Linear {
+                inputs: 42,
+                outputs: 256,
+            }),
+            layer(LayerShape::Conv3x3 {
+                in_ch: 64,
+                out_ch,
+                in_h: 1,
+                in_w: 4,
+                upsample: false,
+            }),
+            layer(LayerShape::Linear {
+                inputs: 4 * out_ch,
+                outputs: 784,
+            }),
+        ],
+        output_lut: std::array::from_fn(|i| i as u8),
+    }
+    .to_bytes()
+}
+
+#[test]
+fn rejects_a_conv_wider_than_64_output_channels() {
+    let dir = scratch("wide-conv");
+    // The same file with 64 channels is fine (so only the width is wrong below).
+    let ok = dir.join("out64.dgen");
+    std::fs::write(&ok, wide_conv_model(64)).expect("write model file");
+    let png = dir.join("ok.png");
+    let output = run(&[
+        "4",
+        "--model",
+        ok.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_png(&png);
+    for out_ch in [65, 67, 68, 100] {
+        let path = dir.join(format!("out{out_ch}.dgen"));
+        std::fs::write(&path, wide_conv_model(out_ch)).expect("write model file");
+        let png = dir.join(format!("out{out_ch}.png"));
+        let err = assert_rejected(&run(&[
+            "4",
+            "--model",
+            path.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ]));
+        assert_eq!(
+            err,
+            format!("error: model file {}: malformed model\n", path.display()),
+            "out_ch {out_ch}"
+        );
+        assert!(!png.exists(), "no PNG for a rejected model");
+    }
+}
+
 #[test]
 fn rejects_an_unwritable_png_path() {
     let dir = scratch("unwritable");

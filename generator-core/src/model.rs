@@ -166,9 +166,9 @@ fn le_i32s(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
 }
 
 impl<'a> Layer<'a> {
-    /// Validates one layer on its own: dimensions non-zero, buffer lengths matching the
-    /// shape, requantisation parameters in range, activations within
-    /// [`MAX_ARENA_BYTES`].
+    /// Validates one layer on its own: dimensions non-zero, conv channels within
+    /// [`MAX_CONV_IN_CH`] and [`MAX_CONV_OUT_CH`], buffer lengths matching the shape,
+    /// requantisation parameters in range, activations within [`MAX_ARENA_BYTES`].
     pub fn new(params: LayerParams<'a>) -> Result<Layer<'a>> {
         let s = params.shape;
         let dims_ok = match s {
@@ -180,7 +180,12 @@ impl<'a> Layer<'a> {
                 in_w,
                 ..
             } => {
-                in_ch > 0 && out_ch > 0 && in_h > 0 && in_w > 0 && in_ch as usize <= MAX_CONV_IN_CH
+                in_ch > 0
+                    && out_ch > 0
+                    && in_h > 0
+                    && in_w > 0
+                    && in_ch as usize <= MAX_CONV_IN_CH
+                    && out_ch as usize <= MAX_CONV_OUT_CH
             }
         };
         if !dims_ok {
