@@ -238,7 +238,7 @@ pub fn random_layers(shapes: &[LayerShape], rng: &mut Rng) -> Vec<OwnedLayer> {
     let mut layers = Vec::new();
     for (i, &shape) in shapes.iter().enumerate() {
         let out_zp = rng.i8();
-        let relu = i + 1 < shapes.len() && rng.next_u64() % 4 != 0;
+        let relu = i + 1 < shapes.len() && !rng.next_u64().is_multiple_of(4);
         layers.push(random_layer(shape, zp, out_zp, relu, rng));
         zp = out_zp;
     }
