@@ -7,9 +7,10 @@
 //! Exit status: 0 on success, 2 on any bad input (with one `error: ...` line on stderr).
 
 use std::{
+    ffi::OsString,
     fmt,
     io::{self, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
 };
 
@@ -152,6 +153,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `path` atomically: `write` fills a temporary file beside it (same directory,
+/// so the rename cannot cross file systems), which is flushed to disk and then renamed
+/// over `path`. On any failure the temporary file is removed, so `path` is always either
+/// untouched or the complete new file, never a partial one.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), CliError> {
+    let fail = |e: String| CliError::Png(path.to_path_buf(), e);
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail("not a file name".into()))?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = write(&tmp)
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if result.is_err() {
+        // The temporary file may not exist (e.g. the directory does not): nothing to do.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
+
 /// Does the work and returns what to print on stdout.
 fn run(cli: &Cli) -> Result<String, CliError> {
     let text = match (&cli.digits, cli.checksums) {
@@ -217,10 +248,8 @@ fn run(cli: &Cli) -> Result<String, CliError> {
             let mut display = SimulatorDisplay::<Gray8>::new(layout.panel_size());
             // The simulator's draw target cannot fail.
             let Ok(()) = render::draw_gray(&mut display, &layout, side, tiles);
-            display
-                .to_grayscale_output_image(&settings.build())
-                .save_png(&png)
-                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let image = display.to_grayscale_output_image(&settings.build());
+            write_atomically(&png, |tmp| image.save_png(tmp).map_err(|e| e.to_string()))?;
             let size = display.size();
             let step = preview::step_for(size.width, PREVIEW_COLUMNS);
             let title = format!("{}x{} grey panel", size.width, size.height);
@@ -234,10 +263,9 @@ fn run(cli: &Cli) -> Result<String, CliError> {
                 .ok_or(CliError::TooManyForOled(images.len()))?;
             let mut display = SimulatorDisplay::<BinaryColor>::new(OLED_SIZE);
             let Ok(()) = render::draw_binary(&mut display, &layout, side, tiles, cli.dither.into());
-            display
-                .to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build())
-                .save_png(&png)
-                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let image =
+                display.to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build());
+            write_atomically(&png, |tmp| image.save_png(tmp).map_err(|e| e.to_string()))?;
             let dither = cli
                 .dither
                 .to_possible_value()

@@ -266,6 +266,88 @@ fn rejects_an_unwritable_png_path() {
     assert!(err.contains("cannot write PNG"), "{err}");
 }
 
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read scratch dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs firmware-sim limited to files of 1 KiB at most (`ulimit -f 2`, in 512-byte
+/// blocks) with SIGXFSZ ignored, so a write past the limit fails with EFBIG, as on a
+/// full disk, after a partial write.
+#[cfg(unix)]
+fn run_with_small_file_limit(args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 2 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(args)
+        .output()
+        .expect("run firmware-sim under sh")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_png_write_leaves_the_old_file_and_no_partial_one() {
+    let dir = scratch("atomic-png");
+    let png = dir.join("pi.png");
+    let args = |png: &Path| {
+        [
+            "3141592653",
+            "--count",
+            "4",
+            "--scale",
+            "16",
+            "--png",
+            png.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    // The PNG is far larger than the limit, so the write fails part way.
+    let reference = dir.join("reference.png");
+    let output = run(&args(&reference).each_ref().map(String::as_str));
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(std::fs::metadata(&reference).unwrap().len() > 16 * 1024);
+    std::fs::remove_file(&reference).unwrap();
+
+    std::fs::write(&png, b"old contents").unwrap();
+    let err = assert_rejected(&run_with_small_file_limit(
+        &args(&png).each_ref().map(String::as_str),
+    ));
+    assert!(
+        err.starts_with(&format!("error: cannot write PNG {}: ", png.display())),
+        "{err}"
+    );
+    let left = std::fs::read(&png).unwrap();
+    assert!(
+        left == b"old contents",
+        "the old file was replaced by {} bytes of a partial write",
+        left.len()
+    );
+    assert_eq!(listing(&dir), ["pi.png"], "no temporary file left behind");
+
+    // A directory that does not exist: an error, and nothing created anywhere.
+    let missing = dir.join("missing").join("x.png");
+    let err = assert_rejected(&run(&args(&missing).each_ref().map(String::as_str)));
+    assert!(err.contains("cannot write PNG"), "{err}");
+    assert_eq!(listing(&dir), ["pi.png"]);
+
+    // Success replaces the old file with a complete PNG and leaves nothing else.
+    let output = run(&args(&png).each_ref().map(String::as_str));
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_png(&png);
+    assert_eq!(listing(&dir), ["pi.png"]);
+}
+
 #[test]
 fn rejects_more_digits_than_the_oled_holds() {
     let dir = scratch("too-many");
