@@ -363,19 +363,109 @@ fn rejects_more_digits_than_the_oled_holds() {
     assert!(err.contains("do not fit"), "{err}");
 }
 
+/// Runs firmware-sim in `dir` (so a default-named PNG would land there).
+fn run_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run firmware-sim")
+}
+
 #[test]
-fn usage_errors_exit_2() {
-    for args in [
-        &["4", "--count", "0"][..],
-        &["4", "--display", "lcd"],
-        &["4", "--bogus"],
-    ] {
-        let output = run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+fn usage_errors_are_one_line_naming_the_flag_and_the_accepted_values() {
+    let dir = scratch("usage");
+    let options = "--seed, --count, --model, --display, --dither, --png, --scale, \
+                   --checksums, --help, --version";
+    let cases: [(&[&str], String); 12] = [
+        (
+            &["4", "--count", "0"],
+            "invalid value '0' for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--count", "17"],
+            "invalid value '17' for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--seed", "-1"],
+            "invalid value '-1' for --seed: expected an integer in 0..=4294967295".into(),
+        ),
+        (
+            &["4", "--seed", "4294967296"],
+            "invalid value '4294967296' for --seed: expected an integer in 0..=4294967295".into(),
+        ),
+        (
+            &["4", "--display", "lcd"],
+            "invalid value 'lcd' for --display: expected one of oled, gray".into(),
+        ),
+        (
+            &["4", "--dither", "bogus"],
+            "invalid value 'bogus' for --dither: expected one of threshold, bayer, \
+             floyd-steinberg"
+                .into(),
+        ),
+        (
+            &["4", "--scale", "0"],
+            "invalid value '0' for --scale: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--scale=x"],
+            "invalid value 'x' for --scale: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--count"],
+            "missing value for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--bogus"],
+            format!("unknown option '--bogus': expected one of {options}"),
+        ),
+        (
+            &["4", "5"],
+            "unexpected argument '5': expected digits 0-9 in one word, e.g. 3141592653".into(),
+        ),
+        (
+            &["31a4"],
+            "'a' at position 2 is not a digit 0-9 (expected e.g. 3141592653)".into(),
+        ),
+    ];
+    for (args, message) in cases {
+        let err = assert_rejected(&run_in(&dir, args));
+        assert_eq!(err, format!("error: {message}\n"), "{args:?}");
+        assert_eq!(listing(&dir), Vec::<String>::new(), "{args:?} left files");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_digits_are_one_line() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let dir = scratch("non-utf8");
+    let err = assert_rejected(&run_in(&dir, &[OsStr::from_bytes(b"4\xff")]));
+    assert_eq!(
+        err,
+        "error: invalid value for DIGITS: not UTF-8; expected digits 0-9 in one word, \
+         e.g. 3141592653\n"
+    );
+    assert_eq!(listing(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn help_stays_rich() {
+    let output = run(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("Usage: firmware-sim [OPTIONS] [DIGITS]"),
+        "{out}"
+    );
+    for needle in [
+        "--display <DISPLAY>",
+        "Possible values",
+        "floyd-steinberg",
+        "--scale",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    assert!(out.lines().count() > 20, "{out}");
 }
