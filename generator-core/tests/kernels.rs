@@ -11,10 +11,20 @@ use generator_core::ops::run_layer;
 use generator_core::{Error, Layer, LayerShape};
 use proptest::prelude::*;
 
+fn conv_shape((in_ch, out_ch, in_h, in_w, upsample): (u16, u16, u16, u16, bool)) -> LayerShape {
+    LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        in_h,
+        in_w,
+        upsample,
+    }
+}
+
 fn shape_strategy() -> impl Strategy<Value = LayerShape> {
     prop_oneof![
         (1u16..=50, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
-        // Channel counts cover the monomorphised 8 and 16 paths and the generic one.
+        // Channel counts cover the monomorphised 8 and 16 fast paths and the run-time one.
         (
             prop_oneof![Just(8u16), Just(16), 1u16..=20],
             1u16..=9,
@@ -22,16 +32,26 @@ fn shape_strategy() -> impl Strategy<Value = LayerShape> {
             1u16..=6,
             any::<bool>()
         )
-            .prop_map(
-                |(in_ch, out_ch, in_h, in_w, upsample)| LayerShape::Conv3x3 {
-                    in_ch,
-                    out_ch,
-                    in_h,
-                    in_w,
-                    upsample
-                }
-            ),
+            .prop_map(conv_shape),
+        // Several output-channel blocks: the fast path does at most 16 channels per block.
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=24],
+            17u16..=64,
+            1u16..=4,
+            1u16..=5,
+            any::<bool>()
+        )
+            .prop_map(conv_shape),
+        generic_shape_strategy(),
     ]
+}
+
+/// Convs too wide for the fast path's 2 KiB scratch, which take the generic path: the
+/// padded input rows alone, `k * (in_w + 2) * in_ch` `i16`s with `k` = 3 (2 with
+/// upsampling), exceed 1,024, or leave no room for one channel's `k * k * in_ch`
+/// weights. With `in_ch >= 40` and `in_w >= 6` both hold for either `k`.
+fn generic_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    (40u16..=64, 1u16..=64, 1u16..=2, 6u16..=8, any::<bool>()).prop_map(conv_shape)
 }
 
 fn channels(s: &LayerShape) -> usize {
@@ -40,39 +60,42 @@ fn channels(s: &LayerShape) -> usize {
 
 /// A random valid layer with an input for it.
 fn layer_strategy() -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
-    shape_strategy().prop_flat_map(|shape| {
-        let ch = channels(&shape);
-        let wl = ch * shape.fan_in() as usize;
-        let il = shape.input_len() as usize;
-        (
-            proptest::collection::vec(any::<i8>(), wl),
-            proptest::collection::vec(-(1i32 << 20)..(1 << 20), ch),
-            proptest::collection::vec(0..=i32::MAX, ch),
-            // Mostly realistic shifts, sometimes the extremes.
-            proptest::collection::vec(prop_oneof![30u8..=45, 1u8..=62], ch),
-            any::<i8>(),
-            any::<i8>(),
-            any::<bool>(),
-            proptest::collection::vec(any::<i8>(), il),
+    shape_strategy().prop_flat_map(layer_for_shape)
+}
+
+/// A random valid layer of `shape` with an input for it.
+fn layer_for_shape(shape: LayerShape) -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
+    let ch = channels(&shape);
+    let wl = ch * shape.fan_in() as usize;
+    let il = shape.input_len() as usize;
+    (
+        proptest::collection::vec(any::<i8>(), wl),
+        proptest::collection::vec(-(1i32 << 20)..(1 << 20), ch),
+        proptest::collection::vec(0..=i32::MAX, ch),
+        // Mostly realistic shifts, sometimes the extremes.
+        proptest::collection::vec(prop_oneof![30u8..=45, 1u8..=62], ch),
+        any::<i8>(),
+        any::<i8>(),
+        any::<bool>(),
+        proptest::collection::vec(any::<i8>(), il),
+    )
+        .prop_map(
+            move |(weights, bias, multiplier, shift, in_zp, out_zp, relu, x)| {
+                (
+                    OwnedLayer {
+                        shape,
+                        relu,
+                        in_zp,
+                        out_zp,
+                        weights,
+                        bias,
+                        multiplier,
+                        shift,
+                    },
+                    x,
+                )
+            },
         )
-            .prop_map(
-                move |(weights, bias, multiplier, shift, in_zp, out_zp, relu, x)| {
-                    (
-                        OwnedLayer {
-                            shape,
-                            relu,
-                            in_zp,
-                            out_zp,
-                            weights,
-                            bias,
-                            multiplier,
-                            shift,
-                        },
-                        x,
-                    )
-                },
-            )
-    })
 }
 
 proptest! {
@@ -80,6 +103,18 @@ proptest! {
 
     #[test]
     fn kernels_equal_integer_reference((layer, x) in layer_strategy()) {
+        prop_assert_eq!(layer.run(&x), reference(&layer, &x));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The generic path alone (a quarter of the cases above reach it too).
+    #[test]
+    fn generic_conv_path_equals_integer_reference(
+        (layer, x) in generic_shape_strategy().prop_flat_map(layer_for_shape)
+    ) {
         prop_assert_eq!(layer.run(&x), reference(&layer, &x));
     }
 }

@@ -462,6 +462,27 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// Once found by `mutated_files_never_panic` (then kept in a regressions file that was
+/// never replayed): truncate to a huge index modulo the length, then flip bit 0 of the
+/// first byte twice.
+#[test]
+fn regression_truncate_then_double_flip() {
+    let muts = [
+        Mutation::Truncate(1944793498480793835),
+        Mutation::Flip(0, 0),
+        Mutation::Flip(0, 0),
+    ];
+    let mut bytes = DEFAULT_MODEL.to_vec();
+    let mut p = payload_of(DEFAULT_MODEL).to_vec();
+    for m in &muts {
+        apply(m, &mut bytes);
+        apply(m, &mut p);
+    }
+    assert_eq!(bytes.len(), 1944793498480793835 % DEFAULT_MODEL.len());
+    assert_eq!(Model::from_bytes(&bytes).err(), Some(Error::Truncated));
+    exercise(&frame(&p));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(debug_assertions) { 300 } else { 2000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
