@@ -212,6 +212,22 @@ fn only_canonical_varints_inside_the_payload_are_accepted() {
     assert_eq!(Model::from_bytes(&frame(&q)).err(), Some(Error::Malformed));
 }
 
+#[test]
+fn output_table_must_have_256_entries() {
+    let p = payload_of(DEFAULT_MODEL);
+    let lut_at = p.len() - 258;
+    for n in [0usize, 1, 255, 257, 512] {
+        let mut q = p[..lut_at].to_vec();
+        q.extend_from_slice(&varint(n as u64));
+        q.extend(std::iter::repeat_n(7u8, n));
+        assert_eq!(
+            Model::from_bytes(&frame(&q)).err(),
+            Some(Error::Malformed),
+            "{n} entries"
+        );
+    }
+}
+
 #[cfg(feature = "std")]
 mod built {
     use super::*;
