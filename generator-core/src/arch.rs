@@ -21,7 +21,10 @@ pub const BASE_SIDE: usize = IMAGE_SIDE >> UPSAMPLINGS;
 /// Number of layers of the generator.
 pub const LAYERS: usize = 4;
 
-const _: () = assert!(BASE_SIDE << UPSAMPLINGS == IMAGE_SIDE, "image side must divide by 4");
+const _: () = assert!(
+    BASE_SIDE << UPSAMPLINGS == IMAGE_SIDE,
+    "image side must divide by 4"
+);
 
 /// The generator's channel widths; every other size is derived from them and the crate
 /// constants ([`INPUT_DIM`], [`IMAGE_SIDE`]).
@@ -155,7 +158,14 @@ mod tests {
 
     #[test]
     fn shapes_chain_and_agree_with_the_derived_figures() {
-        for a in [Arch::DEFAULT, Arch { c0: 8, c1: 12, c2: 4 }] {
+        for a in [
+            Arch::DEFAULT,
+            Arch {
+                c0: 8,
+                c1: 12,
+                c2: 4,
+            },
+        ] {
             let s = a.layer_shapes();
             assert_eq!(s[0].input_len(), INPUT_DIM as u64);
             for pair in s.windows(2) {

@@ -138,7 +138,11 @@ pub fn signed_unit_to_pixel(v: f32) -> u8 {
     }
     let whole = x as u8; // truncation: x is in (0, 255)
     // `x - whole` is exact here, so this is round-half-away-from-zero.
-    if x - whole as f32 >= 0.5 { whole + 1 } else { whole }
+    if x - whole as f32 >= 0.5 {
+        whole + 1
+    } else {
+        whole
+    }
 }
 
 #[cfg(test)]

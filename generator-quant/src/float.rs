@@ -69,7 +69,11 @@ impl FloatLayer {
     /// Plain float forward pass, CHW in and out. Panics if `input` or the layer's
     /// buffers do not match its shape.
     pub fn forward(&self, input: &[f32]) -> Vec<f32> {
-        assert_eq!(input.len() as u64, self.shape.input_len(), "layer input length");
+        assert_eq!(
+            input.len() as u64,
+            self.shape.input_len(),
+            "layer input length"
+        );
         assert!(self.is_consistent(), "weight or bias length");
         let mut out = match dims(&self.shape) {
             LayerDims::Linear { inputs, outputs } => (0..outputs)
@@ -165,7 +169,11 @@ impl FloatGenerator {
     /// layer does not output [`IMAGE_PIXELS`] values.
     pub fn forward_image(&self, input: &[f32]) -> Image {
         let logits = self.forward_logits(input);
-        assert_eq!(logits.len(), IMAGE_PIXELS, "the last layer must output one image");
+        assert_eq!(
+            logits.len(),
+            IMAGE_PIXELS,
+            "the last layer must output one image"
+        );
         let mut img = [0u8; IMAGE_PIXELS];
         for (p, &v) in img.iter_mut().zip(&logits) {
             *p = logit_to_pixel(v as f64);

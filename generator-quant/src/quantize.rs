@@ -55,13 +55,22 @@ impl fmt::Display for QuantizeError {
             QuantizeError::LayerCount => write!(f, "a model has 1..={MAX_LAYERS} layers"),
             QuantizeError::NoCalibration => write!(f, "calibration needs at least one input"),
             QuantizeError::Inconsistent { layer } => {
-                write!(f, "layer {layer}: weight or bias length does not match its shape")
+                write!(
+                    f,
+                    "layer {layer}: weight or bias length does not match its shape"
+                )
             }
             QuantizeError::ShapeMismatch { layer } => {
-                write!(f, "layer {layer}: input length is not the previous output length")
+                write!(
+                    f,
+                    "layer {layer}: input length is not the previous output length"
+                )
             }
             QuantizeError::LinearAfterConv { layer } => {
-                write!(f, "layer {layer}: a linear layer after a convolution is not supported")
+                write!(
+                    f,
+                    "layer {layer}: a linear layer after a convolution is not supported"
+                )
             }
         }
     }

@@ -103,14 +103,24 @@ fn shape_mismatches() {
 #[test]
 fn arena_too_small_at_load() {
     // c2 = 16: a 16-channel 28x28 layer needs 12,544 + 3,136 bytes > MAX_ARENA_BYTES.
-    let float = FloatGenerator::random(Arch { c2: 16, ..Arch::DEFAULT }, 1);
+    let float = FloatGenerator::random(
+        Arch {
+            c2: 16,
+            ..Arch::DEFAULT
+        },
+        1,
+    );
     let q = quantize(&float, &calibration()).unwrap();
     assert_eq!(load(&q), Err(Error::ArenaTooSmall));
 }
 
 #[test]
 fn narrower_architecture_loads_and_runs() {
-    let arch = Arch { c0: 8, c1: 12, c2: 4 };
+    let arch = Arch {
+        c0: 8,
+        c1: 12,
+        c2: 4,
+    };
     let q = quantize(&FloatGenerator::random(arch, 3), &calibration()).unwrap();
     let bytes = q.to_bytes().unwrap();
     let m = Model::from_bytes(&bytes).unwrap();

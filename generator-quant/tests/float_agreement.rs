@@ -48,5 +48,9 @@ fn default_architecture_matches_float_closely() {
 
 #[test]
 fn narrower_architecture_matches_float_closely() {
-    random_models_match_float_closely(Arch { c0: 8, c1: 12, c2: 4 });
+    random_models_match_float_closely(Arch {
+        c0: 8,
+        c1: 12,
+        c2: 4,
+    });
 }
