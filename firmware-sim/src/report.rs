@@ -8,8 +8,8 @@ use generator_core::{IMAGE_PIXELS, MAX_ARENA_BYTES, Model};
 /// Upper bound of the stack the firmware uses on a Cortex-M4, in bytes.
 ///
 /// Measured by `firmware/m4` with stack painting around the generation of all ten digits
-/// (it prints `stack peak: N bytes`; 5,424 B when this was written: about 2 KiB of `main`
-/// frame, 2.1 KiB of 3x3-convolution frame, the rest loop and printing), plus a margin.
+/// (it prints `stack peak: N bytes`: mostly the `main` frame and the 3x3-convolution
+/// frame), plus a margin.
 /// `.ci/firmware.sh` fails if the measured peak ever exceeds this value, so the number
 /// cannot silently go stale.
 pub const STACK_ESTIMATE_BYTES: usize = 7168;

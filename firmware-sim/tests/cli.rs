@@ -179,7 +179,7 @@ fn rejects_corrupt_model_files_naming_the_loader_error() {
 /// the generic conv path (linear 42 -> 1x4x64, conv 64 -> `out_ch`, linear -> 784).
 fn wide_conv_model(out_ch: u16) -> Vec<u8> {
     use generator_core::LayerShape;
-    use generator_core::build::{QuantizedLayer, QuantizedModel};
+    use generator_core::encode::{QuantizedLayer, QuantizedModel};
     let layer = |shape: LayerShape| {
         let ch = shape.channels() as usize;
         QuantizedLayer {
@@ -190,7 +190,6 @@ fn wide_conv_model(out_ch: u16) -> Vec<u8> {
             out_scale: 1.0,
             out_zero_point: 0,
             weights: vec![1; ch * shape.fan_in() as usize],
-            weight_scales: vec![1.0; ch],
             bias: vec![0; ch],
             multiplier: vec![1 << 30; ch],
             shift: vec![40; ch],
@@ -217,6 +216,7 @@ fn wide_conv_model(out_ch: u16) -> Vec<u8> {
         output_lut: std::array::from_fn(|i| i as u8),
     }
     .to_bytes()
+    .expect("at most MAX_LAYERS layers")
 }
 
 #[test]

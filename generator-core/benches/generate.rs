@@ -1,6 +1,6 @@
 //! Throughput of the int8 generator on the shipped model.
 //!
-//! `cargo bench -p generator-core --features std --bench generate`
+//! `cargo bench -p generator-core --bench generate`
 
 use std::hint::black_box;
 use std::time::Duration;

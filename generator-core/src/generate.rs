@@ -115,8 +115,51 @@ pub fn to_signed_unit(images: &[Image], out: &mut [f32]) -> Result<()> {
     }
     for (img, dst) in images.iter().zip(out.chunks_exact_mut(IMAGE_PIXELS)) {
         for (&p, d) in img.iter().zip(dst.iter_mut()) {
-            *d = p as f32 / 127.5 - 1.0;
+            *d = pixel_to_signed_unit(p);
         }
     }
     Ok(())
+}
+
+/// One pixel as a float in `[-1, 1]`: `p / 127.5 - 1` (0 is -1, 255 is 1).
+pub fn pixel_to_signed_unit(p: u8) -> f32 {
+    p as f32 / 127.5 - 1.0
+}
+
+/// The inverse of [`pixel_to_signed_unit`] for a float generator's `tanh` output:
+/// `round((v + 1) * 127.5)` (half away from zero), clamped to `0..=255`; NaN gives 0.
+pub fn signed_unit_to_pixel(v: f32) -> u8 {
+    let x = (v + 1.0) * 127.5;
+    if x.is_nan() || x <= 0.0 {
+        return 0;
+    }
+    if x >= 255.0 {
+        return 255;
+    }
+    let whole = x as u8; // truncation: x is in (0, 255)
+    // `x - whole` is exact here, so this is round-half-away-from-zero.
+    if x - whole as f32 >= 0.5 {
+        whole + 1
+    } else {
+        whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_unit_round_trips_and_rounds_like_std() {
+        for p in 0..=255u8 {
+            assert_eq!(signed_unit_to_pixel(pixel_to_signed_unit(p)), p);
+        }
+        let mut v = -1.5f32;
+        while v < 1.5 {
+            let std_way = ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+            assert_eq!(signed_unit_to_pixel(v), std_way, "{v}");
+            v += 1.0 / 4096.0;
+        }
+        assert_eq!(signed_unit_to_pixel(f32::NAN), 0);
+    }
 }

@@ -1,19 +1,27 @@
 #![doc = include_str!("../README.md")]
-#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod arch;
+#[cfg(feature = "alloc")]
+pub mod encode;
 mod error;
+pub mod fnv;
 mod generate;
 mod model;
 pub mod noise;
 pub mod ops;
+pub mod splitmix;
 
-#[cfg(feature = "std")]
-pub mod build;
-
+pub use arch::Arch;
 pub use error::{Error, Result};
-pub use generate::{Generator, float_input, to_signed_unit};
+pub use generate::{
+    Generator, float_input, pixel_to_signed_unit, signed_unit_to_pixel, to_signed_unit,
+};
 pub use model::{
     FORMAT_VERSION, Layer, LayerParams, LayerShape, MAGIC, MAX_ABS_BIAS, MAX_CONV_IN_CH,
     MAX_CONV_OUT_CH, MAX_LAYERS, Model, SHIFT_RANGE,
@@ -36,10 +44,9 @@ pub type Image = [u8; IMAGE_PIXELS];
 /// An arena of this many bytes suffices for every model that [`Model::from_bytes`]
 /// accepts; the loader rejects models needing more with [`Error::ArenaTooSmall`].
 ///
-/// It equals the need of the default architecture: the two ping-pong activation regions
-/// of `16x14x14` (3,136 bytes) and `8x28x28` (6,272 bytes). Raising it is a one-line
-/// change if a wider generator is ever shipped.
-pub const MAX_ARENA_BYTES: usize = 9408;
+/// It is the need of [`Arch::DEFAULT`] ([`Arch::arena_bytes`]): the two ping-pong
+/// activation regions. A wider shipped architecture raises it with no other change.
+pub const MAX_ARENA_BYTES: usize = Arch::DEFAULT.arena_bytes();
 
 /// Keeps the embedded model 4-byte aligned (`include_bytes!` alone gives alignment 1).
 #[repr(C, align(4))]

@@ -482,17 +482,3 @@ impl<'a> Model<'a> {
         self.layers[0].params().in_zero_point
     }
 }
-
-/// Frames a payload: magic, version, length-prefixed payload, CRC.
-#[cfg(feature = "std")]
-pub(crate) fn encode(repr: &ModelRepr<'_>) -> std::vec::Vec<u8> {
-    let payload = postcard::to_allocvec(repr).expect("serialising to a Vec cannot fail");
-    let mut out = std::vec::Vec::with_capacity(payload.len() + 16);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(
-        &postcard::to_allocvec(payload.as_slice()).expect("serialising to a Vec cannot fail"),
-    );
-    out.extend_from_slice(&CRC.checksum(&payload).to_le_bytes());
-    out
-}

@@ -88,7 +88,7 @@ fn the_default_model_is_a_seed() {
 }
 
 /// The small seed models: one per kind of layer chain the kernels distinguish.
-#[cfg(feature = "std")]
+#[cfg(feature = "alloc")]
 fn seed_models() -> Vec<(&'static str, Vec<u8>)> {
     use common::Rng;
     use generator_core::LayerShape::{self, Conv3x3, Linear};
@@ -164,7 +164,7 @@ fn seed_models() -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
-#[cfg(feature = "std")]
+#[cfg(feature = "alloc")]
 #[test]
 fn small_seeds_are_current() {
     let mut models = seed_models();

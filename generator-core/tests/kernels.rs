@@ -259,7 +259,7 @@ fn multiplier_quantisation_examples() {
 
 // ---- kernels vs a float reference: dequantise, compute, requantise ----
 
-/// A layer quantised from float scales exactly as `build::quantize` does.
+/// A layer quantised from float scales exactly as `generator_quant::quantize` does.
 fn float_layer_strategy()
 -> impl Strategy<Value = (OwnedLayer, Vec<i8>, f64, Vec<f64>, f64, Vec<f64>)> {
     (

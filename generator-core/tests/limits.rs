@@ -64,7 +64,7 @@ fn layer_new_rejects_zero_dimensions() {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(feature = "alloc")]
 mod files {
     use super::common::{self, OwnedLayer, Rng};
     use super::*;

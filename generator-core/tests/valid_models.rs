@@ -2,7 +2,7 @@
 //! limit (1-8 layers, conv channels up to 64, arena need up to `MAX_ARENA_BYTES`), written
 //! by the real encoder, must load, generate exactly what the integer reference forward
 //! pass computes, and not depend on what the arena held before.
-#![cfg(feature = "std")]
+#![cfg(feature = "alloc")]
 
 mod common;
 

@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 
+use crate::backend::BackendKind;
 use crate::data::{Mnist, Split};
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
-use crate::train::{BackendKind, TrainConfig, Trainer, image_batch};
+use crate::tensor::image_batch;
+use crate::trainer::{TrainConfig, Trainer};
 
 /// Options of `host-trainer bench`.
 #[derive(Args, Debug)]

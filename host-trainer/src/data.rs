@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-
-/// Pixels in one 28x28 image.
-pub const PIXELS: usize = 784;
+use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, pixel_to_signed_unit};
 
 /// IDX magic for unsigned bytes with 3 dimensions (images).
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -230,7 +228,7 @@ impl Mnist {
     /// Loads an image file and a label file (gzip or raw IDX).
     pub fn load_files(images_path: &Path, labels_path: &Path) -> Result<Self, DataError> {
         let (idims, images) = parse_idx(images_path, read_maybe_gz(images_path)?, IMAGES_MAGIC)?;
-        if idims[1] != 28 || idims[2] != 28 {
+        if idims[1] as usize != IMAGE_SIDE || idims[2] as usize != IMAGE_SIDE {
             return Err(DataError::BadDimensions(images_path.into(), idims));
         }
         let (ldims, labels) = parse_idx(labels_path, read_maybe_gz(labels_path)?, LABELS_MAGIC)?;
@@ -258,16 +256,11 @@ impl Mnist {
         self.labels.is_empty()
     }
 
-    /// Image `i` as 784 bytes.
-    pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * PIXELS..(i + 1) * PIXELS]
-    }
-
     /// The first `n` items (or all of them).
     pub fn take(&self, n: usize) -> Self {
         let n = n.min(self.len());
         Self {
-            images: self.images[..n * PIXELS].to_vec(),
+            images: self.images[..n * IMAGE_PIXELS].to_vec(),
             labels: self.labels[..n].to_vec(),
         }
     }
@@ -276,7 +269,7 @@ impl Mnist {
     pub fn signed_pixels(&self) -> Vec<f32> {
         self.images
             .iter()
-            .map(|&p| p as f32 / 127.5 - 1.0)
+            .map(|&p| pixel_to_signed_unit(p))
             .collect()
     }
 }
@@ -285,7 +278,7 @@ impl Mnist {
 /// (`images-idx3-ubyte.gz`, `labels-idx1-ubyte.gz`).
 pub fn write_idx_pair(dir: &Path, images: &[u8], labels: &[u8]) -> anyhow::Result<()> {
     anyhow::ensure!(
-        images.len() == labels.len() * PIXELS,
+        images.len() == labels.len() * IMAGE_PIXELS,
         "{} image bytes do not match {} labels",
         images.len(),
         labels.len()
@@ -293,7 +286,7 @@ pub fn write_idx_pair(dir: &Path, images: &[u8], labels: &[u8]) -> anyhow::Resul
     std::fs::create_dir_all(dir)?;
     let n = labels.len() as u32;
     let mut ih = IMAGES_MAGIC.to_be_bytes().to_vec();
-    for d in [n, 28, 28] {
+    for d in [n, IMAGE_SIDE as u32, IMAGE_SIDE as u32] {
         ih.extend_from_slice(&d.to_be_bytes());
     }
     let mut lh = LABELS_MAGIC.to_be_bytes().to_vec();
@@ -340,7 +333,7 @@ mod tests {
     fn reads_committed_test_split() {
         let m = Mnist::load(&default_dir(), Split::Test).unwrap();
         assert_eq!(m.len(), 10_000);
-        assert_eq!(m.images.len(), 10_000 * PIXELS);
+        assert_eq!(m.images.len(), 10_000 * IMAGE_PIXELS);
         // First test label of MNIST is a 7.
         assert_eq!(m.labels[0], 7);
     }
@@ -375,7 +368,11 @@ mod tests {
     #[test]
     fn truncated_payload_and_header() {
         let d = tmpdir("trunc");
-        let i = write(&d, "i", &idx(IMAGES_MAGIC, &[2, 28, 28], &[0; PIXELS + 5]));
+        let i = write(
+            &d,
+            "i",
+            &idx(IMAGES_MAGIC, &[2, 28, 28], &[0; IMAGE_PIXELS + 5]),
+        );
         let l = write(&d, "l", &idx(LABELS_MAGIC, &[2], &[0, 1]));
         let e = Mnist::load_files(&i, &l).unwrap_err();
         assert!(matches!(e, DataError::Truncated { .. }), "{e}");
@@ -387,7 +384,11 @@ mod tests {
     #[test]
     fn count_mismatch() {
         let d = tmpdir("count");
-        let i = write(&d, "i", &idx(IMAGES_MAGIC, &[2, 28, 28], &[0; 2 * PIXELS]));
+        let i = write(
+            &d,
+            "i",
+            &idx(IMAGES_MAGIC, &[2, 28, 28], &[0; 2 * IMAGE_PIXELS]),
+        );
         let l = write(&d, "l", &idx(LABELS_MAGIC, &[3], &[0, 1, 2]));
         let e = Mnist::load_files(&i, &l).unwrap_err();
         assert!(matches!(e, DataError::CountMismatch { .. }), "{e}");
@@ -396,7 +397,11 @@ mod tests {
     #[test]
     fn bad_label_and_bad_gzip() {
         let d = tmpdir("label");
-        let i = write(&d, "i", &idx(IMAGES_MAGIC, &[1, 28, 28], &[0; PIXELS]));
+        let i = write(
+            &d,
+            "i",
+            &idx(IMAGES_MAGIC, &[1, 28, 28], &[0; IMAGE_PIXELS]),
+        );
         let l = write(&d, "l", &idx(LABELS_MAGIC, &[1], &[12]));
         assert!(matches!(
             Mnist::load_files(&i, &l).unwrap_err(),
@@ -412,7 +417,7 @@ mod tests {
     #[test]
     fn writer_round_trips_in_mnist_format() {
         let d = tmpdir("writer");
-        let images: Vec<u8> = (0..3 * PIXELS).map(|i| (i % 256) as u8).collect();
+        let images: Vec<u8> = (0..3 * IMAGE_PIXELS).map(|i| (i % 256) as u8).collect();
         let labels = [3u8, 1, 4];
         write_idx_pair(&d, &images, &labels).unwrap();
         // Header bytes exactly as MNIST's.

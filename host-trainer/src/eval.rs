@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::Serialize;
 
-use crate::data::{Mnist, PIXELS};
+use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES, pixel_to_signed_unit};
+
+use crate::data::Mnist;
 use crate::fsutil::write_atomic;
-use crate::model::{CLASSES, Classifier, FEATURES};
+use crate::model::{Classifier, FEATURES};
 use crate::rng::Rng;
-use crate::train::{image_batch, label_tensor, load_module, record_bytes, to_vec_f32};
+use crate::tensor::{image_batch, label_tensor, load_module, record_bytes, to_vec_f32};
 
 /// Where the committed classifier weights live.
 pub fn default_classifier_path() -> PathBuf {
@@ -103,7 +105,7 @@ fn shift_augment(x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         [(0, 0), (0, 0), (1, 1), (1, 1)],
         burn::tensor::ops::PadMode::Constant(-1.0),
     );
-    padded.slice(s![.., .., dy..dy + 28, dx..dx + 28])
+    padded.slice(s![.., .., dy..dy + IMAGE_SIDE, dx..dx + IMAGE_SIDE])
 }
 
 /// Saves classifier weights atomically.
@@ -111,11 +113,11 @@ pub fn save_classifier(model: &Classifier, path: &Path) -> anyhow::Result<()> {
     write_atomic(path, &record_bytes(model)?)
 }
 
-/// Predicted digits and penultimate features for u8 images (784 each).
+/// Predicted digits and penultimate features for u8 images (`IMAGE_PIXELS` each).
 pub fn classify(model: &Classifier, images: &[u8]) -> (Vec<u8>, Vec<f32>) {
     let device = model_device(model);
-    let n = images.len() / PIXELS;
-    let signed: Vec<f32> = images.iter().map(|&p| p as f32 / 127.5 - 1.0).collect();
+    let n = images.len() / IMAGE_PIXELS;
+    let signed: Vec<f32> = images.iter().map(|&p| pixel_to_signed_unit(p)).collect();
     let mut preds = Vec::with_capacity(n);
     let mut feats = Vec::with_capacity(n * FEATURES);
     for start in (0..n).step_by(500) {
@@ -123,8 +125,8 @@ pub fn classify(model: &Classifier, images: &[u8]) -> (Vec<u8>, Vec<f32>) {
         let f = model.features(image_batch(&signed, &idx, &device));
         let logits = to_vec_f32(model.head(f.clone()));
         feats.extend(to_vec_f32(f));
-        for row in logits.chunks(CLASSES) {
-            let best = (0..CLASSES)
+        for row in logits.chunks(NUM_CLASSES) {
+            let best = (0..NUM_CLASSES)
                 .max_by(|&a, &b| row[a].total_cmp(&row[b]))
                 .unwrap_or(0);
             preds.push(best as u8);
@@ -179,14 +181,14 @@ pub fn frechet_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
 
 /// Mean pairwise Euclidean distance (pixels in `[0, 1]`) within each class, using at most
 /// `per_class` images of each class.
-pub fn diversity(images: &[u8], labels: &[u8], per_class: usize) -> [f64; CLASSES] {
-    let mut out = [0.0; CLASSES];
+pub fn diversity(images: &[u8], labels: &[u8], per_class: usize) -> [f64; NUM_CLASSES] {
+    let mut out = [0.0; NUM_CLASSES];
     for (c, slot) in out.iter_mut().enumerate() {
         let members: Vec<&[u8]> = labels
             .iter()
             .enumerate()
             .filter(|&(_, &l)| l as usize == c)
-            .map(|(i, _)| &images[i * PIXELS..(i + 1) * PIXELS])
+            .map(|(i, _)| &images[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS])
             .take(per_class)
             .collect();
         let (mut sum, mut pairs) = (0.0, 0usize);
@@ -217,13 +219,13 @@ pub struct Metrics {
     /// Number of images.
     pub images: usize,
     /// Classifier accuracy per class (fraction).
-    pub accuracy_per_class: [f64; CLASSES],
+    pub accuracy_per_class: [f64; NUM_CLASSES],
     /// Overall accuracy (fraction).
     pub accuracy: f64,
     /// Frechet distance of classifier features to the real test set.
     pub fid: f64,
     /// Mean intra-class pairwise pixel distance, per class.
-    pub diversity_per_class: [f64; CLASSES],
+    pub diversity_per_class: [f64; NUM_CLASSES],
     /// Mean intra-class diversity relative to the real test set's (1.0 = as diverse).
     pub diversity_ratio: f64,
 }
@@ -249,7 +251,7 @@ impl Metrics {
             self.worst().0,
             self.worst().1 * 100.0,
             self.fid,
-            self.diversity_per_class.iter().sum::<f64>() / CLASSES as f64,
+            self.diversity_per_class.iter().sum::<f64>() / NUM_CLASSES as f64,
             self.diversity_ratio,
         );
         for a in self.accuracy_per_class {
@@ -264,7 +266,7 @@ impl Metrics {
 pub struct Reference {
     classifier: Classifier,
     features: Vec<f32>,
-    diversity: [f64; CLASSES],
+    diversity: [f64; NUM_CLASSES],
     /// Scores of the real test set itself (FID against 10k training images).
     pub floor: Metrics,
 }
@@ -291,8 +293,8 @@ impl Reference {
     /// Scores labelled images (`labels[i]` = the digit that was asked for).
     pub fn score(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
         let (pred, feats) = classify(&self.classifier, images);
-        let mut right = [0usize; CLASSES];
-        let mut total = [0usize; CLASSES];
+        let mut right = [0usize; NUM_CLASSES];
+        let mut total = [0usize; NUM_CLASSES];
         for (p, &l) in pred.iter().zip(labels) {
             total[l as usize] += 1;
             right[l as usize] += (*p == l) as usize;
@@ -316,17 +318,17 @@ fn empty_metrics() -> Metrics {
     Metrics {
         name: String::new(),
         images: 0,
-        accuracy_per_class: [0.0; CLASSES],
+        accuracy_per_class: [0.0; NUM_CLASSES],
         accuracy: 0.0,
         fid: 0.0,
-        diversity_per_class: [0.0; CLASSES],
+        diversity_per_class: [0.0; NUM_CLASSES],
         diversity_ratio: 0.0,
     }
 }
 
 /// Labels for `per_class` images of each digit, and the seeds to draw them with.
 pub fn eval_labels(per_class: usize, seed_base: u32) -> (Vec<u8>, Vec<u32>) {
-    let labels: Vec<u8> = (0..CLASSES * per_class)
+    let labels: Vec<u8> = (0..NUM_CLASSES * per_class)
         .map(|i| (i / per_class) as u8)
         .collect();
     let seeds = (0..labels.len() as u32)
@@ -352,7 +354,7 @@ mod tests {
 
     #[test]
     fn diversity_is_zero_for_copies() {
-        let img = vec![7u8; PIXELS * 3];
+        let img = vec![7u8; IMAGE_PIXELS * 3];
         let d = diversity(&img, &[1, 1, 1], 10);
         assert_eq!(d[1], 0.0);
     }

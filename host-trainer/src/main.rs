@@ -12,11 +12,16 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
+use generator_quant::Calibration;
+use serde::Serialize;
 
+use host_trainer::backend::BackendKind;
+use host_trainer::checkpoint::{RunDir, load_generator};
 use host_trainer::data::{self, Mnist, Split};
 use host_trainer::eval::{Metrics, Reference, eval_labels};
+use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
-use host_trainer::train::{BackendKind, RunDir, TrainConfig, Trainer};
+use host_trainer::trainer::{TrainConfig, Trainer};
 use host_trainer::{bench, eval, fsutil, model, quantize, report, train};
 
 #[derive(Parser, Debug)]
@@ -163,7 +168,7 @@ struct ExportArgs {
     #[arg(long)]
     out: PathBuf,
     /// Generated samples used to calibrate activation ranges.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = Calibration::DEFAULT.count)]
     calibration: usize,
     #[command(flatten)]
     common: Common,
@@ -220,124 +225,191 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     set_threads(a.common.threads)?;
     let (train_set, test_set) = load(&a.common)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
-
+    let stop = stop_on_ctrl_c()?;
     let (run_dir, trainer) = match &a.resume {
-        Some(dir) => {
-            let run = RunDir(dir.clone());
-            let text = std::fs::read_to_string(run.config())
-                .with_context(|| format!("{} is not a run folder", dir.display()))?;
-            let mut config: TrainConfig = serde_json::from_str(&text)?;
-            apply_limits(&mut config, &a, train_set.len());
-            let mut t = Trainer::new(config, a.common.backend)?;
-            t.load_checkpoint(&run.checkpoint())?;
-            eprintln!(
-                "resuming {} at step {} (epoch {})",
-                dir.display(),
-                t.state.step,
-                t.state.epoch
-            );
-            (run, t)
-        }
-        None => {
-            let mut config = TrainConfig::new(
-                GeneratorConfig::new(),
-                DiscriminatorConfig::new()
-                    .with_c1(a.d_widths[0])
-                    .with_c2(a.d_widths[1]),
-            )
-            .with_batch(a.batch)
-            .with_lr_g(a.lr_g)
-            .with_lr_d(a.lr_d)
-            .with_ema_decay(a.ema)
-            .with_seed(a.seed);
-            apply_limits(&mut config, &a, train_set.len());
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
-            let run = RunDir(a.out.join(format!("{stamp}-seed{}", a.seed)));
-            std::fs::create_dir_all(&run.0)
-                .with_context(|| format!("creating {}", run.0.display()))?;
-            fsutil::write_atomic(
-                &run.config(),
-                serde_json::to_string_pretty(&config)?.as_bytes(),
-            )?;
-            (run, Trainer::new(config, a.common.backend)?)
-        }
+        Some(dir) => resume_run(dir, &a, train_set.len())?,
+        None => new_run(&a, train_set.len())?,
     };
     eprintln!("run folder: {}", run_dir.0.display());
     let trainer = train::train(trainer, &train_set, &run_dir, stop, false)?;
     let train_secs = t0.elapsed().as_secs_f64();
 
     eprintln!("evaluating...");
+    let outcome = evaluate_and_export(&trainer, &run_dir, &train_set, &test_set, a.eval_per_class)?;
+    let total = t0.elapsed().as_secs_f64();
+    let summary = RunSummary {
+        backend: format!("{:?}", a.common.backend),
+        epochs: trainer.state.epoch,
+        float: outcome.float.clone(),
+        images_per_s_mean: trainer.state.step as f64 * trainer.config.batch as f64
+            / trainer.state.train_seconds,
+        int8: outcome.int8.clone(),
+        int8_vs_float_mean_abs_pixel_diff: outcome.mae / 255.0,
+        model_bytes: outcome.model_bytes,
+        real: outcome.real.clone(),
+        steps: trainer.state.step,
+        threads: rayon::current_num_threads(),
+        train_seconds: trainer.state.train_seconds,
+        wall_seconds_total: total,
+        wall_seconds_until_eval: train_secs,
+    };
+    fsutil::write_atomic(
+        &run_dir.metrics(),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    print_summary(&summary, &outcome, &run_dir);
+    Ok(())
+}
+
+/// `metrics.json` of a run (fields in alphabetical order, as the file always had them).
+#[derive(Debug, Serialize)]
+struct RunSummary {
+    backend: String,
+    epochs: usize,
+    float: Metrics,
+    images_per_s_mean: f64,
+    int8: Metrics,
+    int8_vs_float_mean_abs_pixel_diff: f64,
+    model_bytes: usize,
+    real: Metrics,
+    steps: usize,
+    threads: usize,
+    train_seconds: f64,
+    wall_seconds_total: f64,
+    wall_seconds_until_eval: f64,
+}
+
+/// `eval --json` output.
+#[derive(Debug, Serialize)]
+struct EvalSummary<'a> {
+    generated: &'a Metrics,
+    real: &'a Metrics,
+}
+
+/// Scores of the final EMA generator, float and int8.
+#[derive(Debug)]
+struct Outcome {
+    real: Metrics,
+    float: Metrics,
+    int8: Metrics,
+    /// Mean absolute pixel difference int8 vs float, in 1/255 units.
+    mae: f64,
+    model_bytes: usize,
+}
+
+/// A Ctrl-C handler: the first press asks training to stop after the current step, the
+/// second exits at once.
+fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// Reopens an interrupted run at its last checkpoint, with the limits of `a`.
+fn resume_run(dir: &Path, a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir, Trainer)> {
+    let run = RunDir(dir.to_path_buf());
+    let text = std::fs::read_to_string(run.config())
+        .with_context(|| format!("{} is not a run folder", dir.display()))?;
+    let mut config: TrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("reading {}", run.config().display()))?;
+    apply_limits(&mut config, a, n_train);
+    let mut t = Trainer::new(config, a.common.backend)?;
+    t.load_checkpoint(&run.checkpoint())?;
+    eprintln!(
+        "resuming {} at step {} (epoch {})",
+        dir.display(),
+        t.state.step,
+        t.state.epoch
+    );
+    Ok((run, t))
+}
+
+/// A fresh run folder `<out>/<unix time>-seed<seed>` with its `config.json`.
+fn new_run(a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir, Trainer)> {
+    let mut config = TrainConfig::new(
+        GeneratorConfig::new(),
+        DiscriminatorConfig::new()
+            .with_c1(a.d_widths[0])
+            .with_c2(a.d_widths[1]),
+    )
+    .with_batch(a.batch)
+    .with_lr_g(a.lr_g)
+    .with_lr_d(a.lr_d)
+    .with_ema_decay(a.ema)
+    .with_seed(a.seed);
+    apply_limits(&mut config, a, n_train);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let run = RunDir(a.out.join(format!("{stamp}-seed{}", a.seed)));
+    std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
+    fsutil::write_atomic(
+        &run.config(),
+        serde_json::to_string_pretty(&config)?.as_bytes(),
+    )?;
+    Ok((run, Trainer::new(config, a.common.backend)?))
+}
+
+/// Scores the float EMA generator, writes the int8 model and its grid, scores it too.
+fn evaluate_and_export(
+    trainer: &Trainer,
+    run_dir: &RunDir,
+    train_set: &Mnist,
+    test_set: &Mnist,
+    per_class: usize,
+) -> anyhow::Result<Outcome> {
     let classifier = eval::load_classifier(
         &eval::default_classifier_path(),
         &trainer.ema.fc.weight.device(),
     )?;
-    let reference = Reference::new(classifier, &train_set, &test_set);
-    let (labels, seeds) = eval_labels(a.eval_per_class, 0);
-    let float_images = report::generate_float(&trainer.ema, &labels, &seeds);
-    let float_m = reference.score("float EMA generator", &float_images, &labels);
+    let reference = Reference::new(classifier, train_set, test_set);
+    let (labels, seeds) = eval_labels(per_class, 0);
+    let float_images = generate_float(&trainer.ema, &labels, &seeds);
+    let float = reference.score("float EMA generator", &float_images, &labels);
 
-    let model_path = run_dir.0.join("model.dgen");
-    let bytes = quantize::export(&trainer.ema, 2000, &model_path)?;
-    let int8_images = report::generate_int8(&bytes, &labels, &seeds)?;
-    let int8_m = reference.score("int8 generator-core", &int8_images, &labels);
-    let mae = report::mean_abs_diff(&float_images, &int8_images);
+    let bytes = quantize::export(&trainer.ema, &Calibration::DEFAULT, &run_dir.model())?;
+    let int8_images = generate_int8(&bytes, &labels, &seeds)?;
+    let int8 = reference.score("int8 generator-core", &int8_images, &labels);
+    let mae = mean_abs_diff(&float_images, &int8_images);
     let (grid_labels, grid_seeds) = report::grid_inputs();
     report::write_grid(
-        &report::generate_int8(&bytes, &grid_labels, &grid_seeds)?,
-        10,
-        &run_dir.0.join("samples-int8.png"),
+        &generate_int8(&bytes, &grid_labels, &grid_seeds)?,
+        report::GRID_SEEDS.len(),
+        &run_dir.samples("int8"),
     )?;
+    Ok(Outcome {
+        real: reference.floor,
+        float,
+        int8,
+        mae,
+        model_bytes: bytes.len(),
+    })
+}
 
-    let total = t0.elapsed().as_secs_f64();
-    let summary = serde_json::json!({
-        "steps": trainer.state.step,
-        "epochs": trainer.state.epoch,
-        "train_seconds": trainer.state.train_seconds,
-        "wall_seconds_total": total,
-        "wall_seconds_until_eval": train_secs,
-        "images_per_s_mean": trainer.state.step as f64 * trainer.config.batch as f64 / trainer.state.train_seconds,
-        "backend": format!("{:?}", a.common.backend),
-        "threads": rayon::current_num_threads(),
-        "float": float_m,
-        "int8": int8_m,
-        "int8_vs_float_mean_abs_pixel_diff": mae / 255.0,
-        "model_bytes": bytes.len(),
-        "real": reference.floor,
-    });
-    fsutil::write_atomic(
-        &run_dir.0.join("metrics.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    println!("{}", reference.floor.table());
-    println!("{}", float_m.table());
-    println!("{}", int8_m.table());
+fn print_summary(s: &RunSummary, outcome: &Outcome, run_dir: &RunDir) {
+    println!("{}", outcome.real.table());
+    println!("{}", outcome.float.table());
+    println!("{}", outcome.int8.table());
     println!(
         "int8 vs float: mean |pixel diff| {:.2}/255; model {} bytes -> {}",
-        mae,
-        bytes.len(),
-        model_path.display()
+        outcome.mae,
+        outcome.model_bytes,
+        run_dir.model().display()
     );
     println!(
         "{} steps ({} epochs) in {:.1} min of training, {:.1} min in all; run folder {}",
-        trainer.state.step,
-        trainer.state.epoch,
-        trainer.state.train_seconds / 60.0,
-        total / 60.0,
+        s.steps,
+        s.epochs,
+        s.train_seconds / 60.0,
+        s.wall_seconds_total / 60.0,
         run_dir.0.display()
     );
-    Ok(())
 }
 
 fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize) {
@@ -365,17 +437,19 @@ fn open_generator(path: &Path, device: &Device) -> anyhow::Result<GeneratorFile>
     let check = generator_core::Model::from_bytes(&bytes).map(|_| ());
     match check {
         Ok(()) => Ok(GeneratorFile::Int8(bytes)),
-        Err(generator_core::Error::BadMagic) => Ok(GeneratorFile::Float(Box::new(
-            train::load_generator(&GeneratorConfig::new(), path, device)?,
-        ))),
+        Err(generator_core::Error::BadMagic) => Ok(GeneratorFile::Float(Box::new(load_generator(
+            &GeneratorConfig::new(),
+            path,
+            device,
+        )?))),
         Err(e) => bail!("{}: {e}", path.display()),
     }
 }
 
 fn generate_any(file: &GeneratorFile, labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
     match file {
-        GeneratorFile::Int8(bytes) => report::generate_int8(bytes, labels, seeds),
-        GeneratorFile::Float(g) => Ok(report::generate_float(g, labels, seeds)),
+        GeneratorFile::Int8(bytes) => generate_int8(bytes, labels, seeds),
+        GeneratorFile::Float(g) => Ok(generate_float(g, labels, seeds)),
     }
 }
 
@@ -414,7 +488,10 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     println!("{}", reference.floor.table());
     println!("{}", m.table());
     if let Some(j) = a.json {
-        let v = serde_json::json!({ "generated": m, "real": reference.floor });
+        let v = EvalSummary {
+            generated: &m,
+            real: &reference.floor,
+        };
         fsutil::write_atomic(&j, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
@@ -432,8 +509,9 @@ fn sample(a: SampleArgs) -> anyhow::Result<()> {
 
 fn export(a: ExportArgs) -> anyhow::Result<()> {
     let device = a.common.backend.device()?;
-    let g = train::load_generator(&GeneratorConfig::new(), &a.generator, &device)?;
-    let bytes = quantize::export(&g, a.calibration, &a.out)?;
+    let g = load_generator(&GeneratorConfig::new(), &a.generator, &device)?;
+    let calibration = Calibration::DEFAULT.with_count(a.calibration);
+    let bytes = quantize::export(&g, &calibration, &a.out)?;
     println!("{} bytes -> {}", bytes.len(), a.out.display());
     Ok(())
 }

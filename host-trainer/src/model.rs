@@ -11,23 +11,21 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, tanh};
+use generator_core::arch::BASE_SIDE;
+use generator_core::{Arch, IMAGE_SIDE, INPUT_DIM, NUM_CLASSES};
 
-/// Noise dimensions (shared with generator-core).
-pub const Z_DIM: usize = generator_core::Z_DIM;
-/// Number of classes.
-pub const CLASSES: usize = 10;
-
-/// Generator hyper-parameters.
+/// Generator hyper-parameters: the widths of generator-core's [`Arch`] (defaults
+/// [`Arch::DEFAULT`]), kept flat so `config.json` reads `"c0": 16, ...`.
 #[derive(Config, Debug)]
 pub struct GeneratorConfig {
-    /// Channels of the 7x7 map after the linear layer.
-    #[config(default = 16)]
+    /// Channels of the `BASE_SIDE x BASE_SIDE` map after the linear layer.
+    #[config(default = "Arch::DEFAULT.c0")]
     pub c0: usize,
-    /// Channels after the first upsample + conv (14x14).
-    #[config(default = 16)]
+    /// Channels after the first upsample + conv.
+    #[config(default = "Arch::DEFAULT.c1")]
     pub c1: usize,
-    /// Channels after the second upsample + conv (28x28).
-    #[config(default = 8)]
+    /// Channels after the second upsample + conv (image side).
+    #[config(default = "Arch::DEFAULT.c2")]
     pub c2: usize,
 }
 
@@ -66,10 +64,27 @@ pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl GeneratorConfig {
+    /// The config of an architecture.
+    pub fn from_arch(arch: Arch) -> Self {
+        Self::new()
+            .with_c0(arch.c0)
+            .with_c1(arch.c1)
+            .with_c2(arch.c2)
+    }
+
+    /// The architecture these widths describe.
+    pub fn arch(&self) -> Arch {
+        Arch {
+            c0: self.c0,
+            c1: self.c1,
+            c2: self.c2,
+        }
+    }
+
     /// Builds a freshly initialised generator.
     pub fn init(&self, device: &Device) -> Generator {
         Generator {
-            fc: LinearConfig::new(Z_DIM + CLASSES, self.c0 * 49)
+            fc: LinearConfig::new(INPUT_DIM, self.c0 * BASE_SIDE * BASE_SIDE)
                 .with_bias(false)
                 .init(device),
             bn0: BatchNormConfig::new(self.c0).init(device),
@@ -83,12 +98,21 @@ impl GeneratorConfig {
 }
 
 impl Generator {
+    /// The architecture of this generator, read off its batch-norm widths.
+    pub fn arch(&self) -> Arch {
+        Arch {
+            c0: self.bn0.gamma.dims()[0],
+            c1: self.bn1.gamma.dims()[0],
+            c2: self.bn2.gamma.dims()[0],
+        }
+    }
+
     /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> pre-tanh logits `[b, 1, 28, 28]`.
     pub fn logits(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
         let x = Tensor::cat(vec![z, onehot], 1); // [b, 42]
         let [b, _] = x.dims();
         let c0 = self.bn0.gamma.dims()[0];
-        let x = self.fc.forward(x).reshape([b, c0, 7, 7]); // [b, c0, 7, 7]
+        let x = self.fc.forward(x).reshape([b, c0, BASE_SIDE, BASE_SIDE]); // [b, c0, 7, 7]
         let x = relu(self.bn0.forward(x));
         let x = relu(self.bn1.forward(self.conv1.forward(upsample2x(x)))); // [b, c1, 14, 14]
         let x = relu(self.bn2.forward(self.conv2.forward(upsample2x(x)))); // [b, c2, 28, 28]
@@ -112,6 +136,9 @@ pub struct DiscriminatorConfig {
     pub c2: usize,
 }
 
+/// Side of the discriminator's last feature map: two stride-2 convolutions.
+const D_SIDE: usize = IMAGE_SIDE / 4;
+
 /// Projection discriminator: score = w . h + <embed(y), h>.
 #[derive(Module, Debug)]
 pub struct Discriminator {
@@ -130,12 +157,12 @@ impl DiscriminatorConfig {
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device)
         };
-        let feat = self.c2 * 49;
+        let feat = self.c2 * D_SIDE * D_SIDE;
         Discriminator {
             conv1: down(1, self.c1),
             conv2: down(self.c1, self.c2),
             out: LinearConfig::new(feat, 1).init(device),
-            embed: EmbeddingConfig::new(CLASSES, feat)
+            embed: EmbeddingConfig::new(NUM_CLASSES, feat)
                 .with_initializer(burn::nn::Initializer::Normal {
                     mean: 0.0,
                     std: 0.02,
@@ -176,6 +203,9 @@ pub struct Classifier {
 /// Width of the classifier's penultimate layer (the features used for the Frechet distance).
 pub const FEATURES: usize = 128;
 
+/// Side of the classifier's last feature map: three 2x2 max pools (rounding down).
+const C_SIDE: usize = IMAGE_SIDE / 8;
+
 impl Classifier {
     /// Builds a freshly initialised classifier.
     pub fn new(device: &Device) -> Self {
@@ -184,9 +214,9 @@ impl Classifier {
             conv2: conv3x3(32, 64, true, device),
             conv3: conv3x3(64, 64, true, device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: LinearConfig::new(64 * 9, FEATURES).init(device),
+            fc1: LinearConfig::new(64 * C_SIDE * C_SIDE, FEATURES).init(device),
             dropout: DropoutConfig::new(0.3).init(),
-            fc2: LinearConfig::new(FEATURES, CLASSES).init(device),
+            fc2: LinearConfig::new(FEATURES, NUM_CLASSES).init(device),
         }
     }
 

@@ -1,15 +1,18 @@
 //! From a trained Burn generator to generator-core's int8 model file: fold batch norm into
-//! the preceding layer, hand the float network to generator-core's quantizer with
-//! calibration inputs, and write the result.
+//! the preceding layer, hand the float network to generator-quant with its calibration
+//! settings, and write the encoded result.
 
 use std::path::Path;
 
+use anyhow::Context;
 use burn::nn::BatchNorm;
-use generator_core::build::{FloatGenerator, FloatLayer, LayerKind};
+use burn::nn::conv::Conv2d;
+use generator_core::LayerShape;
+use generator_quant::{Calibration, FloatGenerator, FloatLayer, quantize};
 
 use crate::fsutil::write_atomic;
 use crate::model::Generator;
-use crate::train::to_vec_f32;
+use crate::tensor::to_vec_f32;
 
 /// Per-channel (scale, shift) of an inference-mode batch norm.
 fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
@@ -32,14 +35,36 @@ fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
     (scale, shift)
 }
 
-/// Conv weights `[out][in][3][3]` and bias, with a following batch norm folded in.
-fn fold_conv(
-    conv: &burn::nn::conv::Conv2d,
-    bn: Option<&BatchNorm>,
-    in_h: usize,
-    upsample: bool,
-    relu: bool,
-) -> FloatLayer {
+/// The linear layer with the following batch norm folded in. Burn stores the weights
+/// `[in, out]`; the float reference wants `[out][in]`.
+fn fold_linear(g: &Generator, shape: LayerShape) -> FloatLayer {
+    let w_io = to_vec_f32(g.fc.weight.val());
+    let [inputs, outputs] = g.fc.weight.dims();
+    let (scale, shift) = bn_affine(&g.bn0);
+    let per_channel = outputs / scale.len(); // BASE_SIDE^2 positions per channel
+    let mut w = vec![0f32; inputs * outputs];
+    let mut b =
+        g.fc.bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; outputs], |b| to_vec_f32(b.val()));
+    for o in 0..outputs {
+        let c = o / per_channel;
+        for i in 0..inputs {
+            w[o * inputs + i] = w_io[i * outputs + o] * scale[c];
+        }
+        b[o] = b[o] * scale[c] + shift[c];
+    }
+    FloatLayer {
+        shape,
+        weights: w,
+        bias: b,
+        relu: true,
+    }
+}
+
+/// Conv weights `[out][in][3][3]` and bias, with a following batch norm (if any) folded
+/// in; a batch-normed conv is followed by a ReLU, the last one by `tanh`.
+fn fold_conv(conv: &Conv2d, bn: Option<&BatchNorm>, shape: LayerShape) -> FloatLayer {
     let [out_ch, in_ch, _, _] = conv.weight.dims();
     let mut w = to_vec_f32(conv.weight.val());
     let mut b = conv
@@ -56,68 +81,35 @@ fn fold_conv(
         }
     }
     FloatLayer {
-        kind: LayerKind::Conv3x3 {
-            in_ch,
-            out_ch,
-            in_h,
-            in_w: in_h,
-            upsample,
-        },
+        shape,
         weights: w,
         bias: b,
-        relu,
+        relu: bn.is_some(),
     }
 }
 
-/// The generator as plain float layers with batch norm folded (inference semantics).
+/// The generator as plain float layers with batch norm folded (inference semantics),
+/// shaped by its [`Arch`](generator_core::Arch).
 pub fn to_float(g: &Generator) -> FloatGenerator {
-    // Linear: Burn stores [in, out]; generator-core wants [out][in].
-    let w_io = to_vec_f32(g.fc.weight.val());
-    let [inputs, outputs] = g.fc.weight.dims();
-    let (scale, shift) = bn_affine(&g.bn0);
-    let per_channel = outputs / scale.len(); // 49 positions per channel
-    let mut w = vec![0f32; inputs * outputs];
-    let mut b =
-        g.fc.bias
-            .as_ref()
-            .map_or_else(|| vec![0.0; outputs], |b| to_vec_f32(b.val()));
-    for o in 0..outputs {
-        let c = o / per_channel;
-        for i in 0..inputs {
-            w[o * inputs + i] = w_io[i * outputs + o] * scale[c];
-        }
-        b[o] = b[o] * scale[c] + shift[c];
-    }
+    let [linear, conv1, conv2, conv3] = g.arch().layer_shapes();
     FloatGenerator {
         layers: vec![
-            FloatLayer {
-                kind: LayerKind::Linear { inputs, outputs },
-                weights: w,
-                bias: b,
-                relu: true,
-            },
-            fold_conv(&g.conv1, Some(&g.bn1), 7, true, true),
-            fold_conv(&g.conv2, Some(&g.bn2), 14, true, true),
-            fold_conv(&g.conv3, None, 28, false, false),
+            fold_linear(g, linear),
+            fold_conv(&g.conv1, Some(&g.bn1), conv1),
+            fold_conv(&g.conv2, Some(&g.bn2), conv2),
+            fold_conv(&g.conv3, None, conv3),
         ],
     }
 }
 
-/// Calibration inputs: `n` (digit, seed) pairs cycling through the digits.
-pub fn calibration_inputs(n: usize) -> Vec<[f32; 42]> {
-    (0..n)
-        .map(|i| FloatGenerator::input((i % 10) as u8, 1_000_000 + i as u32))
-        .collect()
-}
-
-/// Quantizes `g` and writes the model file; returns its bytes.
-pub fn export(g: &Generator, calibration: usize, path: &Path) -> anyhow::Result<Vec<u8>> {
-    let float = to_float(g);
-    let q = generator_core::build::quantize(&float, &calibration_inputs(calibration));
-    let bytes = q.to_bytes();
-    // Refuse to write a file the core cannot load.
-    generator_core::Model::from_bytes(&bytes)
-        .map_err(|e| anyhow::anyhow!("quantized model does not load: {e}"))?;
+/// Quantizes `g` with `calibration` and writes the model file to `path`; returns its
+/// bytes. Refuses to write a file that generator-core cannot load.
+pub fn export(g: &Generator, calibration: &Calibration, path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = quantize(&to_float(g), calibration)
+        .context("quantizing the generator")?
+        .to_bytes()
+        .context("encoding the model file")?;
+    generator_core::Model::from_bytes(&bytes).context("the quantized model does not load")?;
     write_atomic(path, &bytes)?;
     Ok(bytes)
 }

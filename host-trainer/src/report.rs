@@ -1,52 +1,26 @@
-//! Pictures and tables a person reads: sample grids, loss curves, metrics files.
+//! Pictures and tables a person reads: sample grids, the loss table and its plot.
 
 use std::path::Path;
 
 use anyhow::Context;
-use burn::prelude::*;
+use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
 use image::{GrayImage, Luma};
 use plotters::prelude::*;
 
 use crate::fsutil::write_atomic;
+use crate::infer::generate_float;
 use crate::model::Generator;
-use crate::train::{LossRow, onehot, to_vec_f32};
+use crate::trainer::LossRow;
 
 /// Seeds of the fixed noise used for grid columns (same in every epoch and run).
 pub const GRID_SEEDS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 
-/// The generator's input noise for `seed`, exactly as generator-core draws it.
-pub fn noise(seed: u32) -> [f32; generator_core::Z_DIM] {
-    let mut z = [0f32; generator_core::Z_DIM];
-    generator_core::noise::gaussian(seed, &mut z);
-    z
-}
-
-/// Runs a (plain-device) generator on (digit, seed) pairs; returns u8 images, 784 each,
-/// using the same pixel mapping as generator-core: round((tanh + 1) / 2 * 255).
-pub fn generate_float(g: &Generator, labels: &[u8], seeds: &[u32]) -> Vec<u8> {
-    let device = g.fc.weight.device();
-    let mut out = Vec::with_capacity(labels.len() * 784);
-    for (lab, sd) in labels.chunks(500).zip(seeds.chunks(500)) {
-        let z: Vec<f32> = sd.iter().flat_map(|&s| noise(s)).collect();
-        let z = Tensor::<2>::from_data(
-            TensorData::new(z, [lab.len(), generator_core::Z_DIM]),
-            &device,
-        );
-        let x = to_vec_f32(g.forward(z, onehot(lab, &device)));
-        out.extend(
-            x.iter()
-                .map(|&v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8),
-        );
-    }
-    out
-}
-
-/// Writes a grid of 28x28 images (row-major u8, `cols` per row) as a PNG, scaled 2x,
-/// white ink on black like MNIST, with a 2-pixel gap.
+/// Writes a grid of images (row-major u8, `IMAGE_PIXELS` each, `cols` per row) as a
+/// PNG, scaled 2x, white ink on black like MNIST, with a 2-pixel gap.
 pub fn write_grid(images: &[u8], cols: usize, path: &Path) -> anyhow::Result<()> {
-    let n = images.len() / 784;
+    let n = images.len() / IMAGE_PIXELS;
     let rows = n.div_ceil(cols);
-    let (cell, gap, scale) = (28u32, 2u32, 2u32);
+    let (cell, gap, scale) = (IMAGE_SIDE as u32, 2u32, 2u32);
     let w = (cols as u32 * (cell + gap) + gap) * scale;
     let h = (rows as u32 * (cell + gap) + gap) * scale;
     let mut img = GrayImage::from_pixel(w, h, Luma([64]));
@@ -54,7 +28,7 @@ pub fn write_grid(images: &[u8], cols: usize, path: &Path) -> anyhow::Result<()>
         let (r, c) = ((k / cols) as u32, (k % cols) as u32);
         for y in 0..cell {
             for x in 0..cell {
-                let v = images[k * 784 + (y * 28 + x) as usize];
+                let v = images[k * IMAGE_PIXELS + (y * cell + x) as usize];
                 for dy in 0..scale {
                     for dx in 0..scale {
                         img.put_pixel(
@@ -74,42 +48,16 @@ pub fn write_grid(images: &[u8], cols: usize, path: &Path) -> anyhow::Result<()>
 
 /// Labels and seeds of the 10x10 grid: row = digit 0-9, column = fixed noise seed.
 pub fn grid_inputs() -> (Vec<u8>, Vec<u32>) {
-    let labels = (0..100).map(|i| (i / 10) as u8).collect();
-    let seeds = (0..100).map(|i| GRID_SEEDS[i % 10]).collect();
+    let n = NUM_CLASSES * GRID_SEEDS.len();
+    let labels = (0..n).map(|i| (i / GRID_SEEDS.len()) as u8).collect();
+    let seeds = (0..n).map(|i| GRID_SEEDS[i % GRID_SEEDS.len()]).collect();
     (labels, seeds)
 }
 
 /// The 10x10 grid drawn by a float generator.
 pub fn sample_grid(g: &Generator, path: &Path) -> anyhow::Result<()> {
     let (labels, seeds) = grid_inputs();
-    write_grid(&generate_float(g, &labels, &seeds), 10, path)
-}
-
-/// Generates through generator-core from model-file bytes (the int8 path firmware runs);
-/// returns u8 images, 784 each.
-pub fn generate_int8(model_bytes: &[u8], labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
-    let model = generator_core::Model::from_bytes(model_bytes)
-        .map_err(|e| anyhow::anyhow!("model file: {e}"))?;
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut g =
-        generator_core::Generator::new(&model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = Vec::with_capacity(labels.len() * 784);
-    let mut img = [0u8; 784];
-    for (&l, &s) in labels.iter().zip(seeds) {
-        g.generate(l, s, &mut img)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.extend_from_slice(&img);
-    }
-    Ok(out)
-}
-
-/// Mean absolute difference of two u8 image sets, in units of 1/255.
-pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).abs())
-        .sum::<f64>()
-        / a.len().max(1) as f64
+    write_grid(&generate_float(g, &labels, &seeds), GRID_SEEDS.len(), path)
 }
 
 /// Writes `losses.csv` and `losses.png` into `dir`.

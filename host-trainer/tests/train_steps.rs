@@ -1,13 +1,21 @@
 //! A few real training steps on a small MNIST subset with each backend: the losses stay
 //! finite, the run folder gets its checkpoint, grid and curves, and a resumed trainer
-//! continues exactly where the checkpoint left off.
+//! continues exactly where the checkpoint left off. A generator of non-default width
+//! trains, exports and runs in generator-core.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use generator_core::{Arch, LayerShape, Model};
+use generator_quant::Calibration;
+use host_trainer::backend::BackendKind;
+use host_trainer::checkpoint::RunDir;
 use host_trainer::data::{Mnist, Split, default_dir};
+use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
-use host_trainer::train::{BackendKind, RunDir, TrainConfig, Trainer, train};
+use host_trainer::quantize::export;
+use host_trainer::train::train;
+use host_trainer::trainer::{TrainConfig, Trainer};
 
 fn run_dir(name: &str) -> RunDir {
     let d = std::env::temp_dir().join(format!("train-steps-{name}-{}", std::process::id()));
@@ -95,4 +103,46 @@ fn same_seed_same_model() {
             .collect::<Vec<f32>>()
     };
     assert_eq!(weights("det-a"), weights("det-b"));
+}
+
+#[test]
+fn non_default_width_trains_exports_and_generates_through_the_core() {
+    let arch = Arch {
+        c1: 12,
+        ..Arch::DEFAULT
+    };
+    let data = Mnist::load(&default_dir(), Split::Test).unwrap();
+    let run = run_dir("c1-12");
+    let mut cfg = config(3);
+    cfg.generator = GeneratorConfig::from_arch(arch);
+    let t = train(
+        Trainer::new(cfg, BackendKind::Flex).unwrap(),
+        &data,
+        &run,
+        Arc::new(AtomicBool::new(false)),
+        true,
+    )
+    .unwrap();
+    assert_eq!(t.ema.arch(), arch);
+
+    let bytes = export(
+        &t.ema,
+        &Calibration::DEFAULT.with_count(200),
+        &run.0.join("model.dgen"),
+    )
+    .unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let shapes: Vec<LayerShape> = model.layers().iter().map(|l| l.shape()).collect();
+    assert_eq!(shapes, arch.layer_shapes());
+    assert_ne!(shapes, Arch::DEFAULT.layer_shapes());
+    assert_eq!(model.arena_bytes(), arch.arena_bytes());
+    assert_eq!(model.macs_per_digit(), arch.macs() as u64);
+
+    let labels: Vec<u8> = (0..20).map(|i| i % 10).collect();
+    let seeds: Vec<u32> = (0..20).collect();
+    let int8 = generate_int8(&bytes, &labels, &seeds).unwrap();
+    let float = generate_float(&t.ema, &labels, &seeds);
+    let mae = mean_abs_diff(&float, &int8);
+    eprintln!("c1 = 12: int8 vs float mean |diff| {mae:.2}/255");
+    assert!(mae <= 6.0, "mean abs pixel difference {mae}/255");
 }

@@ -6,11 +6,12 @@ use std::path::Path;
 
 use burn::prelude::*;
 use generator_core::DEFAULT_MODEL;
+use generator_quant::Calibration;
+use host_trainer::checkpoint::load_generator;
 use host_trainer::eval::{classify, default_classifier_path, eval_labels, load_classifier};
+use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::GeneratorConfig;
 use host_trainer::quantize;
-use host_trainer::report::{generate_float, generate_int8, mean_abs_diff};
-use host_trainer::train::load_generator;
 
 const PER_CLASS: usize = 300;
 
@@ -53,6 +54,6 @@ fn shipped_model_is_the_quantization_of_the_committed_weights() {
     let device = Device::flex();
     let g = load_generator(&GeneratorConfig::new(), &float_weights(), &device).unwrap();
     let dir = std::env::temp_dir().join(format!("requant-{}", std::process::id()));
-    let bytes = quantize::export(&g, 2000, &dir.join("m.dgen")).unwrap();
+    let bytes = quantize::export(&g, &Calibration::DEFAULT, &dir.join("m.dgen")).unwrap();
     assert_eq!(bytes, DEFAULT_MODEL);
 }

@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
+use generator_core::fnv::fnv1a32;
 use generator_core::{Generator, IMAGE_PIXELS, IMAGE_SIDE, Image, MAX_ARENA_BYTES, Model};
 use panic_semihosting as _;
 
@@ -161,13 +162,6 @@ fn print_preview(digit: u8, seed: u32, image: &Image) {
         // The ramp is ASCII, so this never fails.
         hprintln!("|{}|", core::str::from_utf8(&line).unwrap_or("?"));
     }
-}
-
-/// 32-bit FNV-1a, as `firmware_sim::digits::fnv1a32` on the host.
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash: u32, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// Runs SysTick from the core clock over its full 24-bit range, counting wraps.

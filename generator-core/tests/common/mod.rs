@@ -250,11 +250,11 @@ pub fn random_lut(rng: &mut Rng) -> [u8; 256] {
     core::array::from_fn(|_| rng.next_u64() as u8)
 }
 
-/// Writes a model file with the crate's own encoder (`build::QuantizedModel::to_bytes`).
+/// Writes a model file with the crate's own encoder (`encode::QuantizedModel::to_bytes`).
 /// Layer 0 reads with [`INPUT_SCALE`]; every other scale is 1.0.
-#[cfg(feature = "std")]
+#[cfg(feature = "alloc")]
 pub fn encode(layers: &[OwnedLayer], lut: &[u8; 256]) -> Vec<u8> {
-    use generator_core::build::{QuantizedLayer, QuantizedModel};
+    use generator_core::encode::{QuantizedLayer, QuantizedModel};
     let layers = layers
         .iter()
         .enumerate()
@@ -266,7 +266,6 @@ pub fn encode(layers: &[OwnedLayer], lut: &[u8; 256]) -> Vec<u8> {
             out_scale: 1.0,
             out_zero_point: l.out_zp,
             weights: l.weights.clone(),
-            weight_scales: vec![1.0; l.shift.len()],
             bias: l.bias.clone(),
             multiplier: l.multiplier.clone(),
             shift: l.shift.clone(),
@@ -277,6 +276,7 @@ pub fn encode(layers: &[OwnedLayer], lut: &[u8; 256]) -> Vec<u8> {
         output_lut: *lut,
     }
     .to_bytes()
+    .expect("at most MAX_LAYERS layers")
 }
 
 /// A three-layer model whose middle conv has `out_ch` output channels and takes the
