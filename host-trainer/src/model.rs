@@ -12,6 +12,8 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 
+use crate::fused::conv_module;
+
 /// Noise dimensions (shared with generator-core).
 pub const Z_DIM: usize = generator_core::Z_DIM;
 /// Number of classes.
@@ -90,9 +92,9 @@ impl Generator {
         let c0 = self.bn0.gamma.dims()[0];
         let x = self.fc.forward(x).reshape([b, c0, 7, 7]); // [b, c0, 7, 7]
         let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(self.conv1.forward(upsample2x(x)))); // [b, c1, 14, 14]
-        let x = relu(self.bn2.forward(self.conv2.forward(upsample2x(x)))); // [b, c2, 28, 28]
-        self.conv3.forward(x) // [b, 1, 28, 28]
+        let x = relu(self.bn1.forward(conv_module(&self.conv1, x, 2))); // [b, c1, 14, 14]
+        let x = relu(self.bn2.forward(conv_module(&self.conv2, x, 2))); // [b, c2, 28, 28]
+        conv_module(&self.conv3, x, 1) // [b, 1, 28, 28]
     }
 
     /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1].
@@ -149,8 +151,8 @@ impl Discriminator {
     /// `x`: `[b, 1, 28, 28]`, `labels`: `[b]` -> scores `[b]`.
     pub fn forward(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
         let [b, ..] = x.dims();
-        let h = leaky_relu(self.conv1.forward(x), 0.2); // [b, c1, 14, 14]
-        let h = leaky_relu(self.conv2.forward(h), 0.2); // [b, c2, 7, 7]
+        let h = leaky_relu(conv_module(&self.conv1, x, 1), 0.2); // [b, c1, 14, 14]
+        let h = leaky_relu(conv_module(&self.conv2, h, 1), 0.2); // [b, c2, 7, 7]
         let h = h.flatten::<2>(1, 3); // [b, c2 * 49]
         let e = self
             .embed
