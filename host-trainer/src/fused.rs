@@ -35,6 +35,7 @@ mod flex {
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::tensor::FloatTensor;
+    use burn::backend::flex::FlexTensor;
     use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
     use burn::prelude::*;
 
@@ -56,24 +57,23 @@ mod flex {
         ) -> FloatTensor<Self>;
     }
 
-    fn flex_f32(t: &FloatTensor<Flex>) -> Vec<f32> {
-        let t = if t.is_contiguous() {
+    /// `t` as a tensor whose storage is one contiguous `f32` slice (shared, not copied, when
+    /// it already is).
+    fn f32_contiguous(t: &FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if t.as_slice::<f32>().is_some() {
             t.clone()
         } else {
-            t.to_contiguous()
-        };
-        match t.as_slice::<f32>() {
-            Some(s) => s.to_vec(),
-            None => t
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 data"),
+            FlexTensor::from_data(t.clone().into_data().convert::<f32>())
         }
     }
 
+    /// The values of a tensor made by [`f32_contiguous`].
+    fn values(t: &FloatTensor<Flex>) -> &[f32] {
+        t.as_slice::<f32>().expect("contiguous f32 tensor")
+    }
+
     fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
-        burn::backend::flex::FlexTensor::from_data(TensorData::new(values, shape))
+        FlexTensor::from_data(TensorData::new(values, shape))
     }
 
     fn geometry(x: &FloatTensor<Flex>, w: &FloatTensor<Flex>, spec: ConvSpec) -> ConvGeometry {
@@ -101,7 +101,8 @@ mod flex {
         spec: ConvSpec,
     ) -> FloatTensor<Flex> {
         let geo = geometry(x, w, spec);
-        let y = conv_kernel::forward(&geo, &flex_f32(x), &flex_f32(w), Some(&flex_f32(b)));
+        let (x, w, b) = (f32_contiguous(x), f32_contiguous(w), f32_contiguous(b));
+        let y = conv_kernel::forward(&geo, values(&x), values(&w), Some(values(&b)));
         flex_tensor(y, vec![geo.batch, geo.out_ch, geo.out_h(), geo.out_w()])
     }
 
@@ -132,9 +133,9 @@ mod flex {
             let geo = geometry(&x, &w, spec);
             let (dx, dw, db) = conv_kernel::backward(
                 &geo,
-                &flex_f32(&x),
-                &flex_f32(&w),
-                &flex_f32(&dy),
+                values(&f32_contiguous(&x)),
+                values(&f32_contiguous(&w)),
+                values(&f32_contiguous(&dy)),
                 node_x.is_some(),
             );
             if let (Some(node), Some(dx)) = (node_x, dx) {
