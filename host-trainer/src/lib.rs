@@ -11,9 +11,11 @@
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
+pub mod conv_kernel;
 pub mod data;
 pub mod eval;
 pub mod fsutil;
+pub mod fused;
 pub mod infer;
 pub mod model;
 pub mod quantize;
@@ -22,3 +24,4 @@ pub mod rng;
 pub mod tensor;
 pub mod train;
 pub mod trainer;
+pub mod two_sample;

@@ -14,6 +14,8 @@ use burn::tensor::activation::{leaky_relu, relu, tanh};
 use generator_core::arch::BASE_SIDE;
 use generator_core::{Arch, IMAGE_SIDE, INPUT_DIM, NUM_CLASSES};
 
+use crate::fused::conv_module;
+
 /// Generator hyper-parameters: the widths of generator-core's [`Arch`] (defaults
 /// [`Arch::DEFAULT`]), kept flat so `config.json` reads `"c0": 16, ...`.
 #[derive(Config, Debug)]
@@ -53,14 +55,6 @@ fn conv3x3(cin: usize, cout: usize, bias: bool, device: &Device) -> Conv2d {
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .with_bias(bias)
         .init(device)
-}
-
-/// Nearest-neighbour 2x upsampling by broadcasting: `[b, c, h, w]` -> `[b, c, 2h, 2w]`.
-pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
 }
 
 impl GeneratorConfig {
@@ -114,9 +108,9 @@ impl Generator {
         let c0 = self.bn0.gamma.dims()[0];
         let x = self.fc.forward(x).reshape([b, c0, BASE_SIDE, BASE_SIDE]); // [b, c0, 7, 7]
         let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(self.conv1.forward(upsample2x(x)))); // [b, c1, 14, 14]
-        let x = relu(self.bn2.forward(self.conv2.forward(upsample2x(x)))); // [b, c2, 28, 28]
-        self.conv3.forward(x) // [b, 1, 28, 28]
+        let x = relu(self.bn1.forward(conv_module(&self.conv1, x, 2))); // [b, c1, 14, 14]
+        let x = relu(self.bn2.forward(conv_module(&self.conv2, x, 2))); // [b, c2, 28, 28]
+        conv_module(&self.conv3, x, 1) // [b, 1, 28, 28]
     }
 
     /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1].
@@ -176,8 +170,8 @@ impl Discriminator {
     /// `x`: `[b, 1, 28, 28]`, `labels`: `[b]` -> scores `[b]`.
     pub fn forward(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
         let [b, ..] = x.dims();
-        let h = leaky_relu(self.conv1.forward(x), 0.2); // [b, c1, 14, 14]
-        let h = leaky_relu(self.conv2.forward(h), 0.2); // [b, c2, 7, 7]
+        let h = leaky_relu(conv_module(&self.conv1, x, 1), 0.2); // [b, c1, 14, 14]
+        let h = leaky_relu(conv_module(&self.conv2, h, 1), 0.2); // [b, c2, 7, 7]
         let h = h.flatten::<2>(1, 3); // [b, c2 * 49]
         let e = self
             .embed

@@ -1,0 +1,563 @@
+//! The trainer's convolution kernels on plain `f32` slices: forward, input gradient, weight and
+//! bias gradients of a 2-D convolution whose input may first be upsampled 2x (nearest).
+//!
+//! One geometry covers every convolution of both networks: the generator's "upsample + 3x3"
+//! blocks and final 3x3, and the discriminator's 4x4 stride-2 downsamplers. Tensors are NCHW,
+//! contiguous. Each image is unfolded (im2col) into a `[K, N]` column buffer, `K = in_ch *
+//! k * k`, `N = out_h * out_w`, a few images side by side, and multiplied with the weights
+//! `[out_ch, K]` by the `gemm` crate (the one burn-flex uses). The batch is split into one
+//! contiguous range per rayon worker; weight and bias gradients are summed over the ranges in
+//! range order, so a result depends on the thread count but not on scheduling.
+
+use rayon::prelude::*;
+
+/// Shape of one convolution: input `[batch, in_ch, in_h, in_w]`, weights
+/// `[out_ch, in_ch, k, k]`, optional nearest upsampling of the input by `up` before a
+/// convolution with stride `stride` and zero padding `pad`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_ch: usize,
+    /// Input height (before upsampling).
+    pub in_h: usize,
+    /// Input width (before upsampling).
+    pub in_w: usize,
+    /// Output channels.
+    pub out_ch: usize,
+    /// Kernel side.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side (of the upsampled input).
+    pub pad: usize,
+    /// Nearest upsampling factor of the input (1: none).
+    pub up: usize,
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.in_h * self.up + 2 * self.pad - self.k) / self.stride + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w * self.up + 2 * self.pad - self.k) / self.stride + 1
+    }
+    /// Rows of the unfolded input: `in_ch * k * k`.
+    fn rows(&self) -> usize {
+        self.in_ch * self.k * self.k
+    }
+    /// Output positions per image.
+    fn positions(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    /// Input values per image.
+    pub fn in_len(&self) -> usize {
+        self.in_ch * self.in_h * self.in_w
+    }
+    /// Output values per image.
+    pub fn out_len(&self) -> usize {
+        self.out_ch * self.positions()
+    }
+    /// Weight values.
+    pub fn weight_len(&self) -> usize {
+        self.out_ch * self.rows()
+    }
+    /// Images unfolded together: enough columns for an efficient product, few enough to stay
+    /// in cache.
+    fn group(&self) -> usize {
+        (2048 / self.positions()).clamp(1, 64)
+    }
+    /// Every size is non-zero and the kernel fits the padded input.
+    fn check(&self) {
+        assert!(
+            self.in_ch > 0 && self.out_ch > 0 && self.k > 0 && self.stride > 0 && self.up > 0,
+            "degenerate convolution {self:?}"
+        );
+        assert!(
+            self.in_h * self.up + 2 * self.pad >= self.k
+                && self.in_w * self.up + 2 * self.pad >= self.k,
+            "kernel larger than the padded input {self:?}"
+        );
+    }
+}
+
+/// `c (+)= a * b` for row-major `a: [m, k]`, `b: [k, n]`, `c: [m, n]`; `a_t` reads `a` as the
+/// transpose of a row-major `[k, m]` matrix, `b_t` reads `b` as the transpose of a row-major
+/// `[n, k]` matrix.
+#[allow(unsafe_code, clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // (column stride, row stride) of each operand, in elements.
+    let (a_cs, a_rs) = if a_t {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (b_cs, b_rs) = if b_t {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    // SAFETY: the assertion above keeps every index the strides reach inside its slice: `a` is
+    // read at (i, p) for i < m, p < k, at offset i*a_rs + p*a_cs <= (m-1)*k + (k-1) or
+    // (k-1)*m + (m-1), both < m*k <= a.len(); likewise `b` (< k*n) and `c` (< m*n). `c` is a
+    // unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Side lengths of one padded (and upsampled) input plane.
+fn padded_dims(geo: &ConvGeometry) -> (usize, usize) {
+    (
+        geo.in_h * geo.up + 2 * geo.pad,
+        geo.in_w * geo.up + 2 * geo.pad,
+    )
+}
+
+/// Writes one image `[in_ch, in_h, in_w]`, upsampled and zero-padded, into `buf`
+/// (`[in_ch, ph, pw]`; the border must already be zero).
+fn pad_image(geo: &ConvGeometry, img: &[f32], buf: &mut [f32]) {
+    let (ph, pw) = padded_dims(geo);
+    let (up, pad) = (geo.up, geo.pad);
+    for c in 0..geo.in_ch {
+        let plane = &img[c * geo.in_h * geo.in_w..][..geo.in_h * geo.in_w];
+        let out = &mut buf[c * ph * pw..][..ph * pw];
+        for (y, src) in plane.chunks_exact(geo.in_w).enumerate() {
+            for dy in 0..up {
+                let row = &mut out[(pad + y * up + dy) * pw + pad..][..geo.in_w * up];
+                if up == 1 {
+                    row.copy_from_slice(src);
+                } else {
+                    for (d, &v) in row.chunks_exact_mut(up).zip(src) {
+                        d.fill(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`pad_image`]: adds each `up x up` block of the padded gradient `buf`
+/// (borders ignored) onto one image gradient `[in_ch, in_h, in_w]`.
+fn unpad_add(geo: &ConvGeometry, buf: &[f32], img: &mut [f32]) {
+    let (ph, pw) = padded_dims(geo);
+    let (up, pad) = (geo.up, geo.pad);
+    for c in 0..geo.in_ch {
+        let plane = &mut img[c * geo.in_h * geo.in_w..][..geo.in_h * geo.in_w];
+        let src = &buf[c * ph * pw..][..ph * pw];
+        for (y, dst) in plane.chunks_exact_mut(geo.in_w).enumerate() {
+            for dy in 0..up {
+                let row = &src[(pad + y * up + dy) * pw + pad..][..geo.in_w * up];
+                if up == 1 {
+                    dst.iter_mut().zip(row).for_each(|(d, s)| *d += s);
+                } else {
+                    for (d, block) in dst.iter_mut().zip(row.chunks_exact(up)) {
+                        *d += block.iter().sum::<f32>();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unfolds images `[g, in_ch, in_h, in_w]` into `col: [K, g * N]` (image j in columns
+/// `j*N .. (j+1)*N`); `buf` holds one padded image and must have zero borders.
+fn im2col(geo: &ConvGeometry, x: &[f32], g: usize, col: &mut [f32], buf: &mut [f32]) {
+    let (oh, ow, n) = (geo.out_h(), geo.out_w(), geo.positions());
+    let (ph, pw) = padded_dims(geo);
+    let (k, s) = (geo.k, geo.stride);
+    let width = g * n;
+    for j in 0..g {
+        pad_image(geo, &x[j * geo.in_len()..(j + 1) * geo.in_len()], buf);
+        for c in 0..geo.in_ch {
+            let plane = &buf[c * ph * pw..][..ph * pw];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let r = (c * k + ky) * k + kx;
+                    let dst = &mut col[r * width + j * n..][..n];
+                    for (oy, out_row) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
+                        let src = &plane[(oy * s + ky) * pw + kx..];
+                        if s == 1 {
+                            out_row.copy_from_slice(&src[..ow]);
+                        } else {
+                            for (d, &v) in out_row.iter_mut().zip(src.iter().step_by(s)) {
+                                *d = v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `col: [K, g * N]` back onto images `dx: [g, in_ch, in_h, in_w]`, adding (the adjoint
+/// of [`im2col`]); `buf` is scratch for one padded image.
+fn col2im(geo: &ConvGeometry, col: &[f32], g: usize, dx: &mut [f32], buf: &mut [f32]) {
+    let (oh, ow, n) = (geo.out_h(), geo.out_w(), geo.positions());
+    let (ph, pw) = padded_dims(geo);
+    let (k, s) = (geo.k, geo.stride);
+    let width = g * n;
+    for j in 0..g {
+        buf.fill(0.0);
+        for c in 0..geo.in_ch {
+            let plane = &mut buf[c * ph * pw..][..ph * pw];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let r = (c * k + ky) * k + kx;
+                    let src = &col[r * width + j * n..][..n];
+                    for (oy, in_row) in src.chunks_exact(ow).enumerate().take(oh) {
+                        let dst = &mut plane[(oy * s + ky) * pw + kx..];
+                        if s == 1 {
+                            dst[..ow].iter_mut().zip(in_row).for_each(|(d, v)| *d += v);
+                        } else {
+                            for (d, &v) in dst.iter_mut().step_by(s).zip(in_row) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        unpad_add(geo, buf, &mut dx[j * geo.in_len()..(j + 1) * geo.in_len()]);
+    }
+}
+
+/// Splits `batch` images into one contiguous range per worker thread.
+fn ranges(batch: usize) -> Vec<(usize, usize)> {
+    let parts = rayon::current_num_threads().clamp(1, batch.max(1));
+    let (base, extra) = (batch / parts, batch % parts);
+    let mut start = 0;
+    (0..parts)
+        .map(|p| {
+            let len = base + usize::from(p < extra);
+            let r = (start, start + len);
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// Forward: `y = conv(up(x), w) + bias`, `x: [batch, in_ch, in_h, in_w]`, `w: [out_ch, in_ch,
+/// k, k]`, `bias: [out_ch]` (or none) -> `[batch, out_ch, out_h, out_w]`.
+pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    geo.check();
+    assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
+    assert_eq!(w.len(), geo.weight_len(), "weight size");
+    let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
+    let mut y = vec![0f32; geo.batch * geo.out_len()];
+    let mut chunks: Vec<(usize, &mut [f32])> = Vec::new();
+    let mut rest = y.as_mut_slice();
+    for (a, b) in ranges(geo.batch) {
+        let (head, tail) = rest.split_at_mut((b - a) * geo.out_len());
+        chunks.push((a, head));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(first, out)| {
+        let images = out.len() / geo.out_len();
+        let mut col = vec![0f32; kk * group * n];
+        let mut prod = vec![0f32; geo.out_ch * group * n];
+        let (ph, pw) = padded_dims(geo);
+        let mut buf = vec![0f32; geo.in_ch * ph * pw];
+        let mut i = 0;
+        while i < images {
+            let g = group.min(images - i);
+            let xs = &x[(first + i) * geo.in_len()..(first + i + g) * geo.in_len()];
+            im2col(geo, xs, g, &mut col, &mut buf);
+            matmul(
+                geo.out_ch,
+                g * n,
+                kk,
+                w,
+                false,
+                &col,
+                false,
+                &mut prod,
+                false,
+            );
+            for j in 0..g {
+                for o in 0..geo.out_ch {
+                    let dst = &mut out[(i + j) * geo.out_len() + o * n..][..n];
+                    dst.copy_from_slice(&prod[o * g * n + j * n..][..n]);
+                    if let Some(b) = bias {
+                        dst.iter_mut().for_each(|v| *v += b[o]);
+                    }
+                }
+            }
+            i += g;
+        }
+    });
+    y
+}
+
+/// Gradients of [`forward`] given the output gradient `dy`: `(dx, dw, dbias)`; `dx` only when
+/// `want_dx`.
+pub fn backward(
+    geo: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    geo.check();
+    assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
+    assert_eq!(w.len(), geo.weight_len(), "weight size");
+    assert_eq!(dy.len(), geo.batch * geo.out_len(), "output gradient size");
+    let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
+    let mut dx = want_dx.then(|| vec![0f32; geo.batch * geo.in_len()]);
+    let ranges = ranges(geo.batch);
+    let mut dx_chunks: Vec<Option<&mut [f32]>> = Vec::new();
+    match dx.as_mut() {
+        Some(dx) => {
+            let mut rest = dx.as_mut_slice();
+            for &(a, b) in &ranges {
+                let (head, tail) = rest.split_at_mut((b - a) * geo.in_len());
+                dx_chunks.push(Some(head));
+                rest = tail;
+            }
+        }
+        None => dx_chunks.extend(ranges.iter().map(|_| None)),
+    }
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
+        .par_iter()
+        .zip(dx_chunks.into_par_iter())
+        .map(|(&(first, end), mut dx_part)| {
+            let mut dw = vec![0f32; geo.weight_len()];
+            let mut db = vec![0f32; geo.out_ch];
+            let mut col = vec![0f32; kk * group * n];
+            let mut dprod = vec![0f32; geo.out_ch * group * n];
+            let (ph, pw) = padded_dims(geo);
+            let mut buf = vec![0f32; geo.in_ch * ph * pw];
+            let mut dbuf = vec![0f32; geo.in_ch * ph * pw];
+            let mut i = first;
+            while i < end {
+                let g = group.min(end - i);
+                // dY of the group as [out_ch, g * N].
+                for j in 0..g {
+                    for o in 0..geo.out_ch {
+                        let src = &dy[(i + j) * geo.out_len() + o * n..][..n];
+                        dprod[o * g * n + j * n..][..n].copy_from_slice(src);
+                        db[o] += src.iter().sum::<f32>();
+                    }
+                }
+                let xs = &x[i * geo.in_len()..(i + g) * geo.in_len()];
+                im2col(geo, xs, g, &mut col, &mut buf);
+                // dW += dY [out_ch, gN] * col^T [gN, K]
+                matmul(
+                    geo.out_ch,
+                    kk,
+                    g * n,
+                    &dprod,
+                    false,
+                    &col,
+                    true,
+                    &mut dw,
+                    true,
+                );
+                if let Some(dx_part) = dx_part.as_deref_mut() {
+                    // dcol [K, gN] = W^T [K, out_ch] * dY [out_ch, gN]
+                    matmul(
+                        kk,
+                        g * n,
+                        geo.out_ch,
+                        w,
+                        true,
+                        &dprod,
+                        false,
+                        &mut col,
+                        false,
+                    );
+                    let off = (i - first) * geo.in_len();
+                    col2im(
+                        geo,
+                        &col,
+                        g,
+                        &mut dx_part[off..off + g * geo.in_len()],
+                        &mut dbuf,
+                    );
+                }
+                i += g;
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut dw = vec![0f32; geo.weight_len()];
+    let mut db = vec![0f32; geo.out_ch];
+    for (pw, pb) in partials {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    (dx, dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of the convolution, for checking the kernels.
+    fn naive(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let (oh, ow) = (geo.out_h(), geo.out_w());
+        let (vh, vw) = (geo.in_h * geo.up, geo.in_w * geo.up);
+        let mut y = vec![0f32; geo.batch * geo.out_len()];
+        for b in 0..geo.batch {
+            for o in 0..geo.out_ch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = bias.map_or(0.0, |b| b[o]);
+                        for c in 0..geo.in_ch {
+                            for ky in 0..geo.k {
+                                for kx in 0..geo.k {
+                                    let yy = (oy * geo.stride + ky) as isize - geo.pad as isize;
+                                    let xx = (ox * geo.stride + kx) as isize - geo.pad as isize;
+                                    if yy < 0 || xx < 0 || yy >= vh as isize || xx >= vw as isize {
+                                        continue;
+                                    }
+                                    let (iy, ix) = (yy as usize / geo.up, xx as usize / geo.up);
+                                    s += w[((o * geo.in_ch + c) * geo.k + ky) * geo.k + kx]
+                                        * x[((b * geo.in_ch + c) * geo.in_h + iy) * geo.in_w + ix];
+                                }
+                            }
+                        }
+                        y[((b * geo.out_ch + o) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, in_ch, in_h, out_ch, k, stride, pad, up| ConvGeometry {
+            batch,
+            in_ch,
+            in_h,
+            in_w: in_h,
+            out_ch,
+            k,
+            stride,
+            pad,
+            up,
+        };
+        vec![
+            g(3, 2, 4, 3, 3, 1, 1, 2),  // generator block, small
+            g(5, 3, 5, 2, 3, 1, 1, 1),  // plain 3x3
+            g(4, 1, 8, 3, 4, 2, 1, 1),  // discriminator downsampler
+            g(2, 3, 6, 4, 4, 2, 1, 1),  // second downsampler
+            g(70, 2, 7, 2, 3, 1, 1, 2), // more images than one group
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (i, geo) in geometries().into_iter().enumerate() {
+            let x = values(geo.batch * geo.in_len(), i as u32);
+            let w = values(geo.weight_len(), 100 + i as u32);
+            let b = values(geo.out_ch, 200 + i as u32);
+            let got = forward(&geo, &x, &w, Some(&b));
+            let want = naive(&geo, &x, &w, Some(&b));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "{geo:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    /// Gradients against the adjoint identity <conv(x), dy> = <x, dx> = <w, dw>, checked
+    /// elementwise by central differences of the (linear) forward map.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (i, geo) in geometries().into_iter().enumerate().take(4) {
+            let x = values(geo.batch * geo.in_len(), i as u32);
+            let w = values(geo.weight_len(), 100 + i as u32);
+            let dy = values(geo.batch * geo.out_len(), 300 + i as u32);
+            let (dx, dw, db) = backward(&geo, &x, &w, &dy, true);
+            let dx = dx.unwrap();
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+                forward(&geo, x, w, Some(b))
+                    .iter()
+                    .zip(&dy)
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum()
+            };
+            let zero_b = vec![0f32; geo.out_ch];
+            // The loss is linear in each argument, so a unit step gives the exact derivative.
+            for idx in [0, x.len() / 2, x.len() - 1] {
+                let mut xp = x.clone();
+                xp[idx] += 1.0;
+                let d = loss(&xp, &w, &zero_b) - loss(&x, &w, &zero_b);
+                assert!((d - dx[idx] as f64).abs() < 1e-3, "{geo:?} dx[{idx}]");
+            }
+            for idx in 0..w.len() {
+                let mut wp = w.clone();
+                wp[idx] += 1.0;
+                let d = loss(&x, &wp, &zero_b) - loss(&x, &w, &zero_b);
+                assert!((d - dw[idx] as f64).abs() < 1e-3, "{geo:?} dw[{idx}]");
+            }
+            for o in 0..geo.out_ch {
+                let want: f32 = dy[..]
+                    .chunks(geo.out_len())
+                    .map(|img| {
+                        img[o * geo.out_h() * geo.out_w()..][..geo.out_h() * geo.out_w()]
+                            .iter()
+                            .sum::<f32>()
+                    })
+                    .sum();
+                assert!((want - db[o]).abs() < 1e-3, "{geo:?} db[{o}]");
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The trainer's convolutions as one Burn custom operation with its own backward pass
+//! (Burn's backend-extension mechanism), computed by [`crate::conv_kernel`] on burn-flex.
+//!
+//! One call is "nearest upsample (optional) + convolution + bias": the forward unfolds each
+//! image once, and the backward shares one unfold between the weight and input gradients,
+//! where Burn's own path runs a separate upsample, convolution, input-gradient and
+//! weight-gradient kernel with layout copies between them. On any other backend (burn-ndarray)
+//! [`conv`] falls back to Burn's own operations, with the same arithmetic.
+
+use burn::nn::PaddingConfig2d;
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+#[cfg(feature = "flex")]
+pub use flex::{FusedConvBackend, is_flex};
+
+/// Kernel side, stride, padding and input upsampling of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Kernel side.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// Nearest upsampling factor of the input (1: none).
+    pub up: usize,
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
+    use burn::prelude::*;
+
+    use super::ConvSpec;
+    use crate::conv_kernel::{self, ConvGeometry};
+
+    /// The custom operation.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait FusedConvBackend: Backend {
+        /// `conv(up(x), weight) + bias` (see [`ConvSpec`]).
+        fn fused_conv(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            k: usize,
+            stride: usize,
+            pad: usize,
+            up: usize,
+        ) -> FloatTensor<Self>;
+    }
+
+    /// `t` as a tensor whose storage is one contiguous `f32` slice (shared, not copied, when
+    /// it already is).
+    fn f32_contiguous(t: &FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if t.as_slice::<f32>().is_some() {
+            t.clone()
+        } else {
+            FlexTensor::from_data(t.clone().into_data().convert::<f32>())
+        }
+    }
+
+    /// The values of a tensor made by [`f32_contiguous`].
+    fn values(t: &FloatTensor<Flex>) -> &[f32] {
+        t.as_slice::<f32>().expect("contiguous f32 tensor")
+    }
+
+    fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn geometry(x: &FloatTensor<Flex>, w: &FloatTensor<Flex>, spec: ConvSpec) -> ConvGeometry {
+        let xs = x.layout().shape();
+        let ws = w.layout().shape();
+        assert_eq!(ws[1], xs[1], "input channels of weight and input");
+        assert_eq!((ws[2], ws[3]), (spec.k, spec.k), "kernel size");
+        ConvGeometry {
+            batch: xs[0],
+            in_ch: xs[1],
+            in_h: xs[2],
+            in_w: xs[3],
+            out_ch: ws[0],
+            k: spec.k,
+            stride: spec.stride,
+            pad: spec.pad,
+            up: spec.up,
+        }
+    }
+
+    fn flex_forward(
+        x: &FloatTensor<Flex>,
+        w: &FloatTensor<Flex>,
+        b: &FloatTensor<Flex>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Flex> {
+        let geo = geometry(x, w, spec);
+        let (x, w, b) = (f32_contiguous(x), f32_contiguous(w), f32_contiguous(b));
+        let y = conv_kernel::forward(&geo, values(&x), values(&w), Some(values(&b)));
+        flex_tensor(y, vec![geo.batch, geo.out_ch, geo.out_h(), geo.out_w()])
+    }
+
+    impl FusedConvBackend for Flex {
+        fn fused_conv(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            k: usize,
+            stride: usize,
+            pad: usize,
+            up: usize,
+        ) -> FloatTensor<Self> {
+            flex_forward(&x, &weight, &bias, ConvSpec { k, stride, pad, up })
+        }
+    }
+
+    #[derive(Debug)]
+    struct FusedConvBackward;
+
+    impl Backward<Flex, 3> for FusedConvBackward {
+        type State = (FloatTensor<Flex>, FloatTensor<Flex>, ConvSpec);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let dy = grads.consume::<Flex>(&ops.node);
+            let (x, w, spec) = ops.state;
+            let geo = geometry(&x, &w, spec);
+            let (dx, dw, db) = conv_kernel::backward(
+                &geo,
+                values(&f32_contiguous(&x)),
+                values(&f32_contiguous(&w)),
+                values(&f32_contiguous(&dy)),
+                node_x.is_some(),
+            );
+            if let (Some(node), Some(dx)) = (node_x, dx) {
+                grads.register::<Flex>(
+                    node.id,
+                    flex_tensor(dx, vec![geo.batch, geo.in_ch, geo.in_h, geo.in_w]),
+                );
+            }
+            if let Some(node) = node_w {
+                grads.register::<Flex>(
+                    node.id,
+                    flex_tensor(dw, vec![geo.out_ch, geo.in_ch, geo.k, geo.k]),
+                );
+            }
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, flex_tensor(db, vec![geo.out_ch]));
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> FusedConvBackend for Autodiff<Flex, C> {
+        fn fused_conv(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            k: usize,
+            stride: usize,
+            pad: usize,
+            up: usize,
+        ) -> FloatTensor<Self> {
+            let spec = ConvSpec { k, stride, pad, up };
+            match FusedConvBackward
+                .prepare::<C>([x.node(), weight.node(), bias.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
+                    let y = flex_forward(&xp, &wp, bias.primitive(), spec);
+                    prep.finish((xp, wp, spec), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(flex_forward(
+                    x.primitive(),
+                    weight.primitive(),
+                    bias.primitive(),
+                    spec,
+                )),
+            }
+        }
+    }
+
+    /// Whether `device` (plain or autodiff) runs on burn-flex, where the custom operation exists.
+    pub fn is_flex(device: &Device) -> bool {
+        matches!(
+            device.as_dispatch().clone().inner(),
+            DispatchDevice::Flex(_)
+        )
+    }
+}
+
+/// `conv(up(x), weight) + bias`: `x` `[b, c_in, h, w]`, `weight` `[c_out, c_in, k, k]`,
+/// `bias` `[c_out]` -> `[b, c_out, h_out, w_out]`. burn-flex runs the custom operation;
+/// other backends run Burn's own upsample and `conv2d`.
+pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if is_flex(&x.device()) {
+        let out = <burn::backend::Dispatch as FusedConvBackend>::fused_conv(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            spec.k,
+            spec.stride,
+            spec.pad,
+            spec.up,
+        );
+        return Tensor::from_dispatch(out);
+    }
+    reference(x, weight, bias, spec)
+}
+
+/// The same computation with Burn's own operations (the fallback, and the tests' reference).
+pub fn reference(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) -> Tensor<4> {
+    let x = if spec.up == 1 {
+        x
+    } else {
+        let [b, c, h, w] = x.dims();
+        let u = spec.up;
+        x.reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, u, w, u])
+            .reshape([b, c, u * h, u * w])
+    };
+    let options = ConvOptions::new([spec.stride; 2], [spec.pad; 2], [1, 1], 1);
+    conv2d(x, weight, Some(bias), options)
+}
+
+/// A zero bias for a convolution without one (a constant: no gradient is tracked for it).
+pub fn no_bias(c_out: usize, device: &Device) -> Tensor<1> {
+    Tensor::zeros([c_out], device)
+}
+
+/// Bias of `conv` as a tensor, or a zero constant when it has none.
+pub fn bias_of(conv: &burn::nn::conv::Conv2d) -> Tensor<1> {
+    match &conv.bias {
+        Some(b) => b.val(),
+        None => {
+            let w = conv.weight.val();
+            no_bias(w.dims()[0], &w.device())
+        }
+    }
+}
+
+/// The spec of a Burn `Conv2d` with symmetric explicit padding, optionally after an
+/// upsampling by `up`.
+pub fn spec_of(conv: &burn::nn::conv::Conv2d, up: usize) -> ConvSpec {
+    let k = conv.kernel_size[0];
+    let pad = match &conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) if t == l && l == b && b == r => *t,
+        other => panic!("fused conv needs symmetric explicit padding, got {other:?}"),
+    };
+    ConvSpec {
+        k,
+        stride: conv.stride[0],
+        pad,
+        up,
+    }
+}
+
+/// Runs a Burn `Conv2d` (after nearest upsampling by `up`) through [`conv`].
+pub fn conv_module(module: &burn::nn::conv::Conv2d, x: Tensor<4>, up: usize) -> Tensor<4> {
+    conv(x, module.weight.val(), bias_of(module), spec_of(module, up))
+}

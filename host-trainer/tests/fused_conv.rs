@@ -1,0 +1,101 @@
+//! The custom convolution operation against Burn's own operations on small shapes: forward
+//! values and the gradients of input, weight and bias agree within 1e-4 (relative to the
+//! largest magnitude), on burn-flex with autodiff.
+#![cfg(feature = "flex")]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use host_trainer::fused::{self, ConvSpec};
+
+/// Largest absolute difference relative to the largest magnitude of `want`.
+fn rel_err(got: Tensor<1>, want: Tensor<1>) -> f32 {
+    let g: Vec<f32> = got.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let w: Vec<f32> = want.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    assert_eq!(g.len(), w.len());
+    let scale = w.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    g.iter()
+        .zip(&w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
+fn flat<const D: usize>(t: Tensor<D>) -> Tensor<1> {
+    let n = t.shape().num_elements();
+    t.reshape([n])
+}
+
+fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, bias: bool) {
+    let device = Device::flex().autodiff();
+    // Otherwise both paths below would be Burn's own and the comparison empty.
+    assert!(fused::is_flex(&device), "the custom operation runs on burn-flex");
+    device.seed(7);
+    let u = Distribution::Uniform(-1.0, 1.0);
+    let x0 = Tensor::<4>::random([batch, c_in, side, side], u, &device);
+    let w0 = Tensor::<4>::random([c_out, c_in, spec.k, spec.k], u, &device);
+    let b0 = Tensor::<1>::random([c_out], u, &device);
+
+    let run = |fused_path: bool| {
+        let x = x0.clone().detach().require_grad();
+        let w = w0.clone().detach().require_grad();
+        let b = if bias {
+            b0.clone().detach().require_grad()
+        } else {
+            fused::no_bias(c_out, &device)
+        };
+        let y = if fused_path {
+            fused::conv(x.clone(), w.clone(), b.clone(), spec)
+        } else {
+            fused::reference(x.clone(), w.clone(), b.clone(), spec)
+        };
+        // A loss whose output gradient differs everywhere: sum(y * r) with a fixed r.
+        let r = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..y.shape().num_elements())
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                    .collect::<Vec<_>>(),
+                y.dims(),
+            ),
+            &device,
+        );
+        let grads = (y.clone() * r).sum().backward();
+        let gx = x.grad(&grads).expect("input gradient");
+        let gw = w.grad(&grads).expect("weight gradient");
+        let gb = bias.then(|| b.grad(&grads).expect("bias gradient"));
+        (flat(y.inner()), flat(gx), flat(gw), gb)
+    };
+    let (y1, gx1, gw1, gb1) = run(true);
+    let (y2, gx2, gw2, gb2) = run(false);
+    let what = format!("batch {batch}, {c_in}->{c_out}, side {side}, {spec:?}");
+    assert!(rel_err(y1, y2) < 1e-4, "forward: {what}");
+    assert!(rel_err(gx1, gx2) < 1e-4, "input gradient: {what}");
+    assert!(rel_err(gw1, gw2) < 1e-4, "weight gradient: {what}");
+    if let (Some(a), Some(b)) = (gb1, gb2) {
+        assert!(rel_err(a, b) < 1e-4, "bias gradient: {what}");
+    }
+}
+
+#[test]
+fn generator_upsample_block() {
+    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 2 };
+    check(5, 4, 7, 6, spec, false);
+}
+
+#[test]
+fn generator_output_conv_with_bias() {
+    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 1 };
+    check(3, 8, 12, 1, spec, true);
+}
+
+#[test]
+fn discriminator_downsamplers() {
+    let spec = ConvSpec { k: 4, stride: 2, pad: 1, up: 1 };
+    check(6, 1, 28, 5, spec, true);
+    check(4, 5, 14, 7, spec, true);
+}
+
+#[test]
+fn batch_larger_than_one_unfold_group() {
+    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 2 };
+    check(80, 2, 7, 3, spec, false);
+}
