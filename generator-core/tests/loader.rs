@@ -228,7 +228,6 @@ fn output_table_must_have_256_entries() {
     }
 }
 
-
 #[test]
 fn arena_too_small_at_new() {
     let model = Model::from_bytes(DEFAULT_MODEL).unwrap();

@@ -34,8 +34,8 @@ mod flex {
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-    use burn::backend::tensor::FloatTensor;
     use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
     use burn::prelude::*;
 

@@ -67,9 +67,11 @@ struct Common {
 
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    /// Wall-time budget in minutes for the whole job (training + evaluation + export).
-    #[arg(long, default_value_t = 15.0)]
-    minutes: f64,
+    /// Wall-time budget in minutes for the whole job (training + evaluation + export);
+    /// default 15 for a new run. `--resume` keeps the run's saved limit unless one of
+    /// `--minutes`, `--steps` or `--epochs` is given.
+    #[arg(long)]
+    minutes: Option<f64>,
     /// Train for exactly this many steps instead of a time budget (reproducible).
     #[arg(long)]
     steps: Option<usize>,
@@ -104,6 +106,9 @@ struct RunArgs {
     /// Generated digits per class for the final evaluation.
     #[arg(long, default_value_t = 1000)]
     eval_per_class: usize,
+    /// Train on the first N training images only (0: all 60,000); for quick experiments.
+    #[arg(long, default_value_t = 0)]
+    train_subset: usize,
     #[command(flatten)]
     common: Common,
 }
@@ -318,7 +323,7 @@ fn resume_run(dir: &Path, a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir
         .with_context(|| format!("{} is not a run folder", dir.display()))?;
     let mut config: TrainConfig = serde_json::from_str(&text)
         .with_context(|| format!("reading {}", run.config().display()))?;
-    apply_limits(&mut config, a, n_train);
+    apply_limits(&mut config, a, n_train, true);
     let mut t = Trainer::new(config, a.common.backend)?;
     t.load_checkpoint(&run.checkpoint())?;
     eprintln!(
@@ -342,8 +347,9 @@ fn new_run(a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir, Trainer)> {
     .with_lr_g(a.lr_g)
     .with_lr_d(a.lr_d)
     .with_ema_decay(a.ema)
-    .with_seed(a.seed);
-    apply_limits(&mut config, a, n_train);
+    .with_seed(a.seed)
+    .with_train_subset(a.train_subset);
+    apply_limits(&mut config, a, n_train, false);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -412,8 +418,21 @@ fn print_summary(s: &RunSummary, outcome: &Outcome, run_dir: &RunDir) {
     );
 }
 
-fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize) {
-    let steps_per_epoch = n_train / a.batch.max(1);
+/// The budget of a new run when the command line gives none.
+const DEFAULT_MINUTES: f64 = 15.0;
+
+/// Sets the run's stopping rule from the command line. A resumed run (`resuming`) keeps
+/// the rule saved in its `config.json` (and its time budget counts the training seconds
+/// already saved in the checkpoint) unless the command line names a new limit.
+fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize, resuming: bool) {
+    if resuming && a.steps.is_none() && a.epochs.is_none() && a.minutes.is_none() {
+        return;
+    }
+    let images = match config.train_subset {
+        0 => n_train,
+        k => k.min(n_train),
+    };
+    let steps_per_epoch = images / config.batch.max(1);
     if let Some(s) = a.steps {
         config.max_steps = s;
         config.max_seconds = 0.0;
@@ -422,7 +441,8 @@ fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize) {
         config.max_seconds = 0.0;
     } else {
         config.max_steps = 0;
-        config.max_seconds = (a.minutes * 60.0 - RESERVE_SECONDS).max(10.0);
+        config.max_seconds =
+            (a.minutes.unwrap_or(DEFAULT_MINUTES) * 60.0 - RESERVE_SECONDS).max(10.0);
     }
 }
 

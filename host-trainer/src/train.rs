@@ -165,6 +165,7 @@ pub fn train(
     let started = Instant::now();
     let base_seconds = trainer.state.train_seconds;
     let mut window = LossWindow::new();
+    let pause_at = pause_step();
     'epochs: while !limits.reached(&trainer) {
         let perm = trainer.state.rng.permutation(n);
         for s in 0..steps_per_epoch {
@@ -178,6 +179,9 @@ pub fn train(
                 trainer.state.step
             );
             trainer.state.train_seconds = base_seconds + started.elapsed().as_secs_f64();
+            if pause_at == Some(trainer.state.step) {
+                pause_forever(trainer.state.step);
+            }
             window.add(dl, gl);
             let finishing = limits.reached(&trainer) || stop.load(Ordering::SeqCst);
             if window.steps == LOSS_WINDOW_STEPS || s + 1 == steps_per_epoch || finishing {
@@ -217,4 +221,19 @@ fn end_of_epoch(t: &Trainer, run: &RunDir, tag: &str) -> anyhow::Result<()> {
     report::write_losses(&t.state.losses, &run.0)?;
     save_generator(&t.ema, &run.generator())?;
     t.save_checkpoint(&run.checkpoint())
+}
+
+/// Environment variable for crash tests: the process stops making progress after this step
+/// (mid-epoch, nothing saved) so that a test can kill it with SIGKILL at a known point.
+pub const PAUSE_ENV: &str = "HOST_TRAINER_PAUSE_AT_STEP";
+
+fn pause_step() -> Option<usize> {
+    std::env::var(PAUSE_ENV).ok()?.parse().ok()
+}
+
+fn pause_forever(step: usize) -> ! {
+    eprintln!("paused at step {step} ({PAUSE_ENV})");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }

@@ -20,9 +20,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softplus};
 use serde::{Deserialize, Serialize};
 
-use generator_core::{IMAGE_PIXELS as PIXELS, IMAGE_SIDE, pixel_to_signed_unit};
 use crate::rng::Rng;
 use crate::tensor::to_vec_f32;
+use generator_core::{IMAGE_PIXELS as PIXELS, IMAGE_SIDE, pixel_to_signed_unit};
 
 /// Settings of the two-sample test.
 #[derive(Config, Debug)]
@@ -97,7 +97,10 @@ fn batch_of(sets: [&[u8]; 2], picks: &[(usize, usize)], device: &Device) -> Tens
                 .map(|&p| pixel_to_signed_unit(p)),
         );
     }
-    Tensor::from_data(TensorData::new(v, [picks.len(), 1, IMAGE_SIDE, IMAGE_SIDE]), device)
+    Tensor::from_data(
+        TensorData::new(v, [picks.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
+        device,
+    )
 }
 
 /// Runs the test on `real` and `generated` u8 images (784 bytes each) on `device` (plain).
@@ -108,7 +111,10 @@ pub fn two_sample_test(
     device: &Device,
 ) -> anyhow::Result<TwoSample> {
     let n = (real.len() / PIXELS).min(generated.len() / PIXELS);
-    anyhow::ensure!(n >= 4, "two-sample test needs at least 4 images of each kind, got {n}");
+    anyhow::ensure!(
+        n >= 4,
+        "two-sample test needs at least 4 images of each kind, got {n}"
+    );
     let sets = [real, generated]; // kind 0 = real, 1 = generated
     let mut rng = Rng::new(config.seed);
     let orders = [rng.permutation(n), rng.permutation(n)];

@@ -9,8 +9,16 @@ use host_trainer::fused::{self, ConvSpec};
 
 /// Largest absolute difference relative to the largest magnitude of `want`.
 fn rel_err(got: Tensor<1>, want: Tensor<1>) -> f32 {
-    let g: Vec<f32> = got.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
-    let w: Vec<f32> = want.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let g: Vec<f32> = got
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let w: Vec<f32> = want
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
     assert_eq!(g.len(), w.len());
     let scale = w.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
     g.iter()
@@ -28,7 +36,10 @@ fn flat<const D: usize>(t: Tensor<D>) -> Tensor<1> {
 fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, bias: bool) {
     let device = Device::flex().autodiff();
     // Otherwise both paths below would be Burn's own and the comparison empty.
-    assert!(fused::is_flex(&device), "the custom operation runs on burn-flex");
+    assert!(
+        fused::is_flex(&device),
+        "the custom operation runs on burn-flex"
+    );
     device.seed(7);
     let u = Distribution::Uniform(-1.0, 1.0);
     let x0 = Tensor::<4>::random([batch, c_in, side, side], u, &device);
@@ -77,25 +88,45 @@ fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, b
 
 #[test]
 fn generator_upsample_block() {
-    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 2 };
+    let spec = ConvSpec {
+        k: 3,
+        stride: 1,
+        pad: 1,
+        up: 2,
+    };
     check(5, 4, 7, 6, spec, false);
 }
 
 #[test]
 fn generator_output_conv_with_bias() {
-    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 1 };
+    let spec = ConvSpec {
+        k: 3,
+        stride: 1,
+        pad: 1,
+        up: 1,
+    };
     check(3, 8, 12, 1, spec, true);
 }
 
 #[test]
 fn discriminator_downsamplers() {
-    let spec = ConvSpec { k: 4, stride: 2, pad: 1, up: 1 };
+    let spec = ConvSpec {
+        k: 4,
+        stride: 2,
+        pad: 1,
+        up: 1,
+    };
     check(6, 1, 28, 5, spec, true);
     check(4, 5, 14, 7, spec, true);
 }
 
 #[test]
 fn batch_larger_than_one_unfold_group() {
-    let spec = ConvSpec { k: 3, stride: 1, pad: 1, up: 2 };
+    let spec = ConvSpec {
+        k: 3,
+        stride: 1,
+        pad: 1,
+        up: 2,
+    };
     check(80, 2, 7, 3, spec, false);
 }
