@@ -8,6 +8,7 @@ mod generate;
 mod model;
 pub mod noise;
 pub mod ops;
+mod stream;
 
 #[cfg(feature = "std")]
 pub mod build;
@@ -18,6 +19,7 @@ pub use model::{
     FORMAT_VERSION, Layer, LayerParams, LayerShape, MAGIC, MAX_ABS_BIAS, MAX_CONV_IN_CH,
     MAX_CONV_OUT_CH, MAX_LAYERS, Model, SHIFT_RANGE,
 };
+pub use stream::StreamGenerator;
 
 /// Length of the latent noise vector `z`.
 pub const Z_DIM: usize = 32;
