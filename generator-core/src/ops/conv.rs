@@ -448,6 +448,14 @@ fn dot4_rows<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     return x86::dot4_rows::<K>(w4, seg, x, col);
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return dual::dot4_rows::<K>(w4, seg, x, col);
+}
+
+/// The portable [`dot4_rows`]: plain `i16 x i16 -> i32` sums. The reference for the
+/// pairwise ([`dual`]) and SSE2 versions in the tests.
+#[allow(dead_code)]
+#[inline]
+fn dot4_rows_plain<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> [i32; 4] {
     {
         let fan = K * seg;
         let mut acc = [0i32; 4];
@@ -469,6 +477,16 @@ fn dot4_rows<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize
 /// One dot product of `K * seg` weights with the input runs `x[ky][col..col + seg]`.
 #[inline(always)]
 fn dot_rows<const K: usize>(w: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> i32 {
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return dual::dot_rows::<K>(w, seg, x, col);
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    dot_rows_plain::<K>(w, seg, x, col)
+}
+
+/// The portable [`dot_rows`].
+#[allow(dead_code)]
+#[inline(always)]
+fn dot_rows_plain<const K: usize>(w: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> i32 {
     let mut acc = 0;
     for (ky, x) in x.iter().enumerate() {
         acc += w[ky * seg..][..seg]
@@ -478,6 +496,148 @@ fn dot_rows<const K: usize>(w: &[i16], seg: usize, x: &[&[i16]; K], col: usize) 
             .sum::<i32>();
     }
     acc
+}
+
+/// Dot products two `i16` products at a time, in the shape of the Arm DSP extension's
+/// `SMLAD` (`acc + lo(a) * lo(b) + hi(a) * hi(b)` on two packed halfwords). On
+/// `cfg(arm_dsp)` targets (thumbv7em: Cortex-M4/M7, set by `build.rs`) [`dual::smlad`]
+/// is that one instruction; elsewhere it is its portable model, so the host tests run
+/// the very same pairing code (x86-64 uses the SSE2 kernels and only tests this).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+pub(crate) mod dual {
+    /// Two consecutive `i16` packed as `SMLAD` reads them (first in the low half).
+    #[inline(always)]
+    fn pair(v: &[i16]) -> u32 {
+        u32::from(v[0] as u16) | (u32::from(v[1] as u16) << 16)
+    }
+
+    /// `acc + lo(a) * lo(b) + hi(a) * hi(b)` with the halves as signed 16-bit values,
+    /// wrapping in `i32` as `SMLAD` does (the kernels' sums never overflow).
+    #[cfg(not(arm_dsp))]
+    #[inline(always)]
+    pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let lo = i32::from(a as i16) * i32::from(b as i16);
+        let hi = i32::from((a >> 16) as i16) * i32::from((b >> 16) as i16);
+        acc.wrapping_add(lo).wrapping_add(hi)
+    }
+
+    /// `acc + lo(a) * lo(b) + hi(a) * hi(b)`: one `SMLAD` instruction.
+    #[cfg(arm_dsp)]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let out: i32;
+        // SAFETY: `smlad` only reads three registers and writes one (plus the sticky Q
+        // flag in APSR, which nothing here reads); no memory, no stack. `cfg(arm_dsp)`
+        // is set only for thumbv7em targets, whose CPUs all implement it.
+        unsafe {
+            core::arch::asm!(
+                "smlad {out}, {a}, {b}, {acc}",
+                out = lateout(reg) out,
+                a = in(reg) a,
+                b = in(reg) b,
+                acc = in(reg) acc,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        out
+    }
+
+    /// `acc + sum(w[k] * x[k])` over one run, pairs first, then an odd last term.
+    #[inline(always)]
+    fn run(w: &[i16], x: &[i16], mut acc: i32) -> i32 {
+        let (wp, xp) = (w.chunks_exact(2), x.chunks_exact(2));
+        let tail = wp.remainder().iter().zip(xp.remainder());
+        for (w, x) in wp.zip(xp) {
+            acc = smlad(pair(w), pair(x), acc);
+        }
+        for (&w, &x) in tail {
+            acc = acc.wrapping_add(i32::from(w) * i32::from(x));
+        }
+        acc
+    }
+
+    /// [`super::dot4_rows`] by pairs: each input pair is loaded once for four channels.
+    #[inline]
+    pub(super) fn dot4_rows<const K: usize>(
+        w4: &[i16],
+        seg: usize,
+        x: &[&[i16]; K],
+        col: usize,
+    ) -> [i32; 4] {
+        let fan = K * seg;
+        let mut acc = [0i32; 4];
+        for (ky, x) in x.iter().enumerate() {
+            let x = &x[col..][..seg];
+            let w: [&[i16]; 4] = core::array::from_fn(|g| &w4[g * fan + ky * seg..][..seg]);
+            let (xp, wp) = (x.chunks_exact(2), w.map(|w| w.chunks_exact(2)));
+            let [w0, w1, w2, w3] = wp;
+            let rem = [w0.remainder(), w1.remainder(), w2.remainder(), w3.remainder()];
+            let xr = xp.remainder();
+            for ((((x, w0), w1), w2), w3) in xp.zip(w0).zip(w1).zip(w2).zip(w3) {
+                let x = pair(x);
+                acc[0] = smlad(pair(w0), x, acc[0]);
+                acc[1] = smlad(pair(w1), x, acc[1]);
+                acc[2] = smlad(pair(w2), x, acc[2]);
+                acc[3] = smlad(pair(w3), x, acc[3]);
+            }
+            for (a, r) in acc.iter_mut().zip(rem) {
+                *a = run(r, xr, *a);
+            }
+        }
+        acc
+    }
+
+    /// [`super::dot_rows`] by pairs.
+    #[inline(always)]
+    pub(super) fn dot_rows<const K: usize>(
+        w: &[i16],
+        seg: usize,
+        x: &[&[i16]; K],
+        col: usize,
+    ) -> i32 {
+        let mut acc = 0;
+        for (ky, x) in x.iter().enumerate() {
+            acc = run(&w[ky * seg..][..seg], &x[col..][..seg], acc);
+        }
+        acc
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The pairing code equals the plain sums (on the host `smlad` is the
+            /// portable model; on a DSP target the same code runs the instruction).
+            #[test]
+            fn pairwise_equals_plain(
+                w in proptest::collection::vec(-1024i16..=1024, 4 * 3 * 40),
+                x in proptest::collection::vec(-128i16..=127, 3 * 48),
+                seg in 1usize..=40,
+                col in 0usize..=8,
+            ) {
+                let rows: [&[i16]; 3] = [&x[..48], &x[48..96], &x[96..]];
+                prop_assert_eq!(
+                    dot4_rows::<3>(&w, seg, &rows, col),
+                    super::super::dot4_rows_plain::<3>(&w, seg, &rows, col)
+                );
+                prop_assert_eq!(
+                    dot_rows::<3>(&w, seg, &rows, col),
+                    super::super::dot_rows_plain::<3>(&w, seg, &rows, col)
+                );
+            }
+        }
+
+        #[test]
+        fn smlad_model_table() {
+            let p = |lo: i16, hi: i16| u32::from(lo as u16) | (u32::from(hi as u16) << 16);
+            assert_eq!(smlad(p(3, -4), p(5, 6), 10), 10 + 15 - 24);
+            assert_eq!(smlad(p(-32768, -32768), p(-32768, -32768), 0), i32::MIN); // wraps
+            assert_eq!(smlad(p(-1, 0), p(1, 0), 0), -1);
+        }
+    }
 }
 
 /// The SSE2 version of [`dot4_rows`] (`pmaddwd`: eight `i16` products summed in pairs
