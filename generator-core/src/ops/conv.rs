@@ -110,7 +110,7 @@ pub fn conv3x3_rows(
     let in_rows = in_first..in_first + input.len() / in_row.max(1);
     let ok = rows.start <= rows.end
         && rows.end <= out_h as usize
-        && input.len() % in_row.max(1) == 0
+        && input.len().is_multiple_of(in_row.max(1))
         && output.len() == rows.len() * out_row
         && (needed_in.is_empty()
             || (in_rows.start <= needed_in.start && needed_in.end <= in_rows.end));
@@ -455,7 +455,12 @@ fn dot4_rows<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize
 /// pairwise ([`dual`]) and SSE2 versions in the tests.
 #[allow(dead_code)]
 #[inline]
-fn dot4_rows_plain<const K: usize>(w4: &[i16], seg: usize, x: &[&[i16]; K], col: usize) -> [i32; 4] {
+fn dot4_rows_plain<const K: usize>(
+    w4: &[i16],
+    seg: usize,
+    x: &[&[i16]; K],
+    col: usize,
+) -> [i32; 4] {
     {
         let fan = K * seg;
         let mut acc = [0i32; 4];
@@ -572,7 +577,12 @@ pub(crate) mod dual {
             let w: [&[i16]; 4] = core::array::from_fn(|g| &w4[g * fan + ky * seg..][..seg]);
             let (xp, wp) = (x.chunks_exact(2), w.map(|w| w.chunks_exact(2)));
             let [w0, w1, w2, w3] = wp;
-            let rem = [w0.remainder(), w1.remainder(), w2.remainder(), w3.remainder()];
+            let rem = [
+                w0.remainder(),
+                w1.remainder(),
+                w2.remainder(),
+                w3.remainder(),
+            ];
             let xr = xp.remainder();
             for ((((x, w0), w1), w2), w3) in xp.zip(w0).zip(w1).zip(w2).zip(w3) {
                 let x = pair(x);
