@@ -111,6 +111,10 @@ fn main() -> ! {
     let painted = paint_stack();
     let (total, min, max) = generate_all(&model, arena, image, milli_per_tick);
     let peak = stack_peak(painted);
+    #[cfg(feature = "mps2-an386")]
+    if let Some(milli_per_tick) = milli_per_tick {
+        profile_layers(&model, milli_per_tick);
+    }
 
     if milli_per_tick.is_some() {
         let mean = total / 10;
@@ -182,6 +186,50 @@ fn generate_all(
         max = max.max(instructions);
     }
     (total, min, max)
+}
+
+/// Instructions of each layer run whole (`ops::run_layer`, the whole-image
+/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0, plus the streamed
+/// tail as a whole. Only on `mps2-an386`, whose RAM is large: the small boards stream.
+#[cfg(feature = "mps2-an386")]
+#[inline(never)]
+fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
+    use generator_core::{INPUT_DIM, MAX_ARENA_BYTES, ops};
+    let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
+        fail("profile arena already taken")
+    };
+    let x = match generator_core::float_input(0, BASE_SEED) {
+        Ok(x) => x,
+        Err(e) => fail_with("no input", e),
+    };
+    let mut input = [0u8; INPUT_DIM];
+    let (scale, zp) = (model.input_scale(), model.input_zero_point());
+    for (q, &v) in input.iter_mut().zip(&x) {
+        *q = ops::activation::quantize_input(v, scale, zp) as u8;
+    }
+    let [even_len, _] = model.arena_regions();
+    let (even, odd) = arena.split_at_mut(even_len);
+    for (i, layer) in model.layers().iter().enumerate() {
+        let (n_in, n_out) = (layer.input_len(), layer.output_len());
+        let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
+            (0, _) => (&input, &mut even[..]),
+            (_, 0) => (&odd[..], &mut even[..]),
+            _ => (&even[..], &mut odd[..]),
+        };
+        let start = Stamp::now();
+        let result = ops::run_layer(layer, &src[..n_in], &mut dst[..n_out]);
+        let instructions = start.elapsed() * milli_per_tick / 1000;
+        if let Err(e) = result {
+            fail_with("layer failed", e);
+        }
+        hprintln!(
+            "layer {} {:?}: {} instructions, {} MACs",
+            i,
+            layer.shape(),
+            instructions,
+            layer.shape().macs()
+        );
+    }
 }
 
 /// Prints an image as ASCII art, two characters per pixel so it keeps its aspect.
