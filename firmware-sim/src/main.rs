@@ -4,16 +4,21 @@
 //! cargo run -p firmware-sim -- 3141592653 --display oled --dither bayer
 //! ```
 //!
-//! Exit status: 0 on success, 2 on any bad input (with one `error: ...` line on stderr).
+//! Exit status: 0 on success, 2 on any bad input (with one `error: ...` line on stderr
+//! that names the argument and what it accepts). `--help` prints the full usage.
 
 use std::{
+    ffi::OsString,
     fmt,
     io::{self, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
 };
 
-use clap::{Parser, ValueEnum};
+use clap::{
+    CommandFactory, Parser, ValueEnum,
+    error::{ContextKind, ContextValue, ErrorKind},
+};
 use embedded_graphics::{
     geometry::{OriginDimensions, Size},
     pixelcolor::{BinaryColor, Gray8, GrayColor},
@@ -38,6 +43,9 @@ const GRAY_GAP: u32 = 4;
 const PREVIEW_COLUMNS: u32 = 160;
 /// Runs of one digit the host timing takes the median of.
 const TIMING_RUNS: usize = 7;
+/// Accepted `--count` (images per digit) and `--scale` (PNG pixels per display pixel).
+const COUNT_RANGE: std::ops::RangeInclusive<i64> = 1..=16;
+const SCALE_RANGE: std::ops::RangeInclusive<i64> = 1..=16;
 
 /// Generates digits with the int8 generator exactly as the firmware does and draws them on
 /// a simulated embedded display.
@@ -48,11 +56,12 @@ struct Cli {
     digits: Option<String>,
 
     /// Base seed: image k (row-major) uses seed + k.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u32,
 
     /// Images per digit, drawn as rows.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(COUNT_RANGE))]
     count: u32,
 
     /// Model file written by host-trainer (default: the model shipped in generator-core).
@@ -72,7 +81,8 @@ struct Cli {
     png: Option<PathBuf>,
 
     /// Output pixels per display pixel in the PNG.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(SCALE_RANGE))]
     scale: u32,
 
     /// Only print one checksum line per image, in the firmware's format, and exit.
@@ -135,8 +145,122 @@ impl fmt::Display for CliError {
     }
 }
 
+/// What an argument accepts, for the one-line usage errors.
+fn expected(arg: &str) -> String {
+    let range =
+        |r: &std::ops::RangeInclusive<i64>| format!("an integer in {}..={}", r.start(), r.end());
+    match arg {
+        "--seed" => format!("an integer in 0..={}", u32::MAX),
+        "--count" => range(&COUNT_RANGE),
+        "--scale" => range(&SCALE_RANGE),
+        "--model" | "--png" => "a file path".to_owned(),
+        "DIGITS" => "digits 0-9 in one word, e.g. 3141592653".to_owned(),
+        _ => {
+            let names: Vec<String> = Cli::command()
+                .get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| arg == format!("--{l}")))
+                .map(|a| {
+                    a.get_possible_values()
+                        .iter()
+                        .map(|v| v.get_name().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("one of {}", names.join(", "))
+        }
+    }
+}
+
+/// Every long option, for an unknown one.
+fn options() -> String {
+    let mut longs: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    longs.extend(["--help".to_owned(), "--version".to_owned()]);
+    longs.join(", ")
+}
+
+/// The argument holding the first non-UTF-8 value: the option before it, or DIGITS.
+fn non_utf8_argument() -> String {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let before = args
+        .iter()
+        .position(|a| a.to_str().is_none())
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| args[i].to_str());
+    match before {
+        Some(option) if option.starts_with("--") && option != "--checksums" => option.to_owned(),
+        _ => "DIGITS".to_owned(),
+    }
+}
+
+/// One line (without the `error: ` prefix) for a command-line parsing error: the
+/// argument, the offending value and what is accepted. clap's own message carries a
+/// usage block and tips over several lines.
+fn usage_error(e: &clap::Error) -> String {
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    // clap names an option with its value placeholder: `--count <COUNT>`.
+    let arg = context(ContextKind::InvalidArg)
+        .map(|a| {
+            a.split(' ')
+                .next()
+                .unwrap_or(a)
+                .trim_matches(['[', ']', '<', '>'])
+        })
+        .unwrap_or("an argument");
+    let value = context(ContextKind::InvalidValue).unwrap_or("");
+    match e.kind() {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation if value.is_empty() => {
+            format!("missing value for {arg}: expected {}", expected(arg))
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            format!(
+                "invalid value '{value}' for {arg}: expected {}",
+                expected(arg)
+            )
+        }
+        ErrorKind::UnknownArgument if arg.starts_with('-') => {
+            format!("unknown option '{arg}': expected one of {}", options())
+        }
+        ErrorKind::UnknownArgument | ErrorKind::TooManyValues => format!(
+            "unexpected argument '{}': expected {}",
+            if value.is_empty() { arg } else { value },
+            expected("DIGITS")
+        ),
+        ErrorKind::InvalidUtf8 => {
+            let arg = non_utf8_argument();
+            format!(
+                "invalid value for {arg}: not UTF-8; expected {}",
+                expected(&arg)
+            )
+        }
+        _ => {
+            // Any other kind: clap's first line, which names the argument.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            first.trim_start_matches("error: ").to_owned()
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            // The rich help and the version go to stdout with status 0, as clap does.
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                eprintln!("error: {}", usage_error(&e));
+                return ExitCode::from(2);
+            }
+        },
+    };
     match run(&cli) {
         Ok(text) => {
             // A closed pipe (e.g. `| head`) is not an error worth a panic.
@@ -150,6 +274,36 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `path` atomically: `write` fills a temporary file beside it (same directory,
+/// so the rename cannot cross file systems), which is flushed to disk and then renamed
+/// over `path`. On any failure the temporary file is removed, so `path` is always either
+/// untouched or the complete new file, never a partial one.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), CliError> {
+    let fail = |e: String| CliError::Png(path.to_path_buf(), e);
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail("not a file name".into()))?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = write(&tmp)
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if result.is_err() {
+        // The temporary file may not exist (e.g. the directory does not): nothing to do.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
 }
 
 /// Does the work and returns what to print on stdout.
@@ -217,10 +371,8 @@ fn run(cli: &Cli) -> Result<String, CliError> {
             let mut display = SimulatorDisplay::<Gray8>::new(layout.panel_size());
             // The simulator's draw target cannot fail.
             let Ok(()) = render::draw_gray(&mut display, &layout, side, tiles);
-            display
-                .to_grayscale_output_image(&settings.build())
-                .save_png(&png)
-                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let image = display.to_grayscale_output_image(&settings.build());
+            write_atomically(&png, |tmp| image.save_png(tmp).map_err(|e| e.to_string()))?;
             let size = display.size();
             let step = preview::step_for(size.width, PREVIEW_COLUMNS);
             let title = format!("{}x{} grey panel", size.width, size.height);
@@ -234,10 +386,9 @@ fn run(cli: &Cli) -> Result<String, CliError> {
                 .ok_or(CliError::TooManyForOled(images.len()))?;
             let mut display = SimulatorDisplay::<BinaryColor>::new(OLED_SIZE);
             let Ok(()) = render::draw_binary(&mut display, &layout, side, tiles, cli.dither.into());
-            display
-                .to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build())
-                .save_png(&png)
-                .map_err(|e| CliError::Png(png.clone(), e.to_string()))?;
+            let image =
+                display.to_rgb_output_image(&settings.theme(BinaryColorTheme::OledWhite).build());
+            write_atomically(&png, |tmp| image.save_png(tmp).map_err(|e| e.to_string()))?;
             let dither = cli
                 .dither
                 .to_possible_value()

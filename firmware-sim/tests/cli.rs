@@ -175,6 +175,86 @@ fn rejects_corrupt_model_files_naming_the_loader_error() {
     }
 }
 
+/// A model file with a correct CRC whose middle conv has `out_ch` output channels on
+/// the generic conv path (linear 42 -> 1x4x64, conv 64 -> `out_ch`, linear -> 784).
+fn wide_conv_model(out_ch: u16) -> Vec<u8> {
+    use generator_core::LayerShape;
+    use generator_core::build::{QuantizedLayer, QuantizedModel};
+    let layer = |shape: LayerShape| {
+        let ch = shape.channels() as usize;
+        QuantizedLayer {
+            shape,
+            relu: false,
+            in_scale: 1.0,
+            in_zero_point: 0,
+            out_scale: 1.0,
+            out_zero_point: 0,
+            weights: vec![1; ch * shape.fan_in() as usize],
+            weight_scales: vec![1.0; ch],
+            bias: vec![0; ch],
+            multiplier: vec![1 << 30; ch],
+            shift: vec![40; ch],
+        }
+    };
+    QuantizedModel {
+        layers: vec![
+            layer(LayerShape::Linear {
+                inputs: 42,
+                outputs: 256,
+            }),
+            layer(LayerShape::Conv3x3 {
+                in_ch: 64,
+                out_ch,
+                in_h: 1,
+                in_w: 4,
+                upsample: false,
+            }),
+            layer(LayerShape::Linear {
+                inputs: 4 * out_ch,
+                outputs: 784,
+            }),
+        ],
+        output_lut: std::array::from_fn(|i| i as u8),
+    }
+    .to_bytes()
+}
+
+#[test]
+fn rejects_a_conv_wider_than_64_output_channels() {
+    let dir = scratch("wide-conv");
+    // The same file with 64 channels is fine (so only the width is wrong below).
+    let ok = dir.join("out64.dgen");
+    std::fs::write(&ok, wide_conv_model(64)).expect("write model file");
+    let png = dir.join("ok.png");
+    let output = run(&[
+        "4",
+        "--model",
+        ok.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_png(&png);
+    for out_ch in [65, 67, 68, 100] {
+        let path = dir.join(format!("out{out_ch}.dgen"));
+        std::fs::write(&path, wide_conv_model(out_ch)).expect("write model file");
+        let png = dir.join(format!("out{out_ch}.png"));
+        let err = assert_rejected(&run(&[
+            "4",
+            "--model",
+            path.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ]));
+        assert_eq!(
+            err,
+            format!("error: model file {}: malformed model\n", path.display()),
+            "out_ch {out_ch}"
+        );
+        assert!(!png.exists(), "no PNG for a rejected model");
+    }
+}
+
 #[test]
 fn rejects_an_unwritable_png_path() {
     let dir = scratch("unwritable");
@@ -184,6 +264,88 @@ fn rejects_an_unwritable_png_path() {
     let png = file.join("out.png");
     let err = assert_rejected(&run(&["4", "--png", png.to_str().unwrap()]));
     assert!(err.contains("cannot write PNG"), "{err}");
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read scratch dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs firmware-sim limited to files of 1 KiB at most (`ulimit -f 2`, in 512-byte
+/// blocks) with SIGXFSZ ignored, so a write past the limit fails with EFBIG, as on a
+/// full disk, after a partial write.
+#[cfg(unix)]
+fn run_with_small_file_limit(args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 2 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(args)
+        .output()
+        .expect("run firmware-sim under sh")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_png_write_leaves_the_old_file_and_no_partial_one() {
+    let dir = scratch("atomic-png");
+    let png = dir.join("pi.png");
+    let args = |png: &Path| {
+        [
+            "3141592653",
+            "--count",
+            "4",
+            "--scale",
+            "16",
+            "--png",
+            png.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    // The PNG is far larger than the limit, so the write fails part way.
+    let reference = dir.join("reference.png");
+    let output = run(&args(&reference).each_ref().map(String::as_str));
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(std::fs::metadata(&reference).unwrap().len() > 16 * 1024);
+    std::fs::remove_file(&reference).unwrap();
+
+    std::fs::write(&png, b"old contents").unwrap();
+    let err = assert_rejected(&run_with_small_file_limit(
+        &args(&png).each_ref().map(String::as_str),
+    ));
+    assert!(
+        err.starts_with(&format!("error: cannot write PNG {}: ", png.display())),
+        "{err}"
+    );
+    let left = std::fs::read(&png).unwrap();
+    assert!(
+        left == b"old contents",
+        "the old file was replaced by {} bytes of a partial write",
+        left.len()
+    );
+    assert_eq!(listing(&dir), ["pi.png"], "no temporary file left behind");
+
+    // A directory that does not exist: an error, and nothing created anywhere.
+    let missing = dir.join("missing").join("x.png");
+    let err = assert_rejected(&run(&args(&missing).each_ref().map(String::as_str)));
+    assert!(err.contains("cannot write PNG"), "{err}");
+    assert_eq!(listing(&dir), ["pi.png"]);
+
+    // Success replaces the old file with a complete PNG and leaves nothing else.
+    let output = run(&args(&png).each_ref().map(String::as_str));
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_png(&png);
+    assert_eq!(listing(&dir), ["pi.png"]);
 }
 
 #[test]
@@ -201,19 +363,109 @@ fn rejects_more_digits_than_the_oled_holds() {
     assert!(err.contains("do not fit"), "{err}");
 }
 
+/// Runs firmware-sim in `dir` (so a default-named PNG would land there).
+fn run_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run firmware-sim")
+}
+
 #[test]
-fn usage_errors_exit_2() {
-    for args in [
-        &["4", "--count", "0"][..],
-        &["4", "--display", "lcd"],
-        &["4", "--bogus"],
-    ] {
-        let output = run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+fn usage_errors_are_one_line_naming_the_flag_and_the_accepted_values() {
+    let dir = scratch("usage");
+    let options = "--seed, --count, --model, --display, --dither, --png, --scale, \
+                   --checksums, --help, --version";
+    let cases: [(&[&str], String); 12] = [
+        (
+            &["4", "--count", "0"],
+            "invalid value '0' for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--count", "17"],
+            "invalid value '17' for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--seed", "-1"],
+            "invalid value '-1' for --seed: expected an integer in 0..=4294967295".into(),
+        ),
+        (
+            &["4", "--seed", "4294967296"],
+            "invalid value '4294967296' for --seed: expected an integer in 0..=4294967295".into(),
+        ),
+        (
+            &["4", "--display", "lcd"],
+            "invalid value 'lcd' for --display: expected one of oled, gray".into(),
+        ),
+        (
+            &["4", "--dither", "bogus"],
+            "invalid value 'bogus' for --dither: expected one of threshold, bayer, \
+             floyd-steinberg"
+                .into(),
+        ),
+        (
+            &["4", "--scale", "0"],
+            "invalid value '0' for --scale: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--scale=x"],
+            "invalid value 'x' for --scale: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--count"],
+            "missing value for --count: expected an integer in 1..=16".into(),
+        ),
+        (
+            &["4", "--bogus"],
+            format!("unknown option '--bogus': expected one of {options}"),
+        ),
+        (
+            &["4", "5"],
+            "unexpected argument '5': expected digits 0-9 in one word, e.g. 3141592653".into(),
+        ),
+        (
+            &["31a4"],
+            "'a' at position 2 is not a digit 0-9 (expected e.g. 3141592653)".into(),
+        ),
+    ];
+    for (args, message) in cases {
+        let err = assert_rejected(&run_in(&dir, args));
+        assert_eq!(err, format!("error: {message}\n"), "{args:?}");
+        assert_eq!(listing(&dir), Vec::<String>::new(), "{args:?} left files");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_digits_are_one_line() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let dir = scratch("non-utf8");
+    let err = assert_rejected(&run_in(&dir, &[OsStr::from_bytes(b"4\xff")]));
+    assert_eq!(
+        err,
+        "error: invalid value for DIGITS: not UTF-8; expected digits 0-9 in one word, \
+         e.g. 3141592653\n"
+    );
+    assert_eq!(listing(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn help_stays_rich() {
+    let output = run(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("Usage: firmware-sim [OPTIONS] [DIGITS]"),
+        "{out}"
+    );
+    for needle in [
+        "--display <DISPLAY>",
+        "Possible values",
+        "floyd-steinberg",
+        "--scale",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    assert!(out.lines().count() > 20, "{out}");
 }

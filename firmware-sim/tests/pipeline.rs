@@ -61,8 +61,17 @@ fn oled_threshold_lights_exactly_the_strong_ink() {
 
 #[test]
 fn generation_is_deterministic_and_seeded() {
-    assert_eq!(generated(1, 9), generated(1, 9));
+    // generate_grid is the firmware's path: the same bytes as generator-core's own
+    // Generator on an arena that held something else, and the seed matters.
     let model = generator_core::default_model().expect("shipped model loads");
+    let mut arena = [0xA5u8; generator_core::MAX_ARENA_BYTES];
+    let mut direct = [0u8; generator_core::IMAGE_PIXELS];
+    generator_core::Generator::new(&model, &mut arena)
+        .expect("arena fits")
+        .generate(1, 9, &mut direct)
+        .expect("generates");
+    assert_eq!(generated(1, 9), direct);
+    assert_ne!(generated(1, 9), generated(1, 10));
     let grid = digits::generate_grid(&model, &[2, 5], 2, 100).expect("generates");
     // Row-major: [2 (seed 100), 5 (101), 2 (102), 5 (103)].
     assert_eq!(grid.len(), 4);

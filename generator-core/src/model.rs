@@ -166,9 +166,9 @@ fn le_i32s(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
 }
 
 impl<'a> Layer<'a> {
-    /// Validates one layer on its own: dimensions non-zero, buffer lengths matching the
-    /// shape, requantisation parameters in range, activations within
-    /// [`MAX_ARENA_BYTES`].
+    /// Validates one layer on its own: dimensions non-zero, conv channels within
+    /// [`MAX_CONV_IN_CH`] and [`MAX_CONV_OUT_CH`], buffer lengths matching the shape,
+    /// requantisation parameters in range, activations within [`MAX_ARENA_BYTES`].
     pub fn new(params: LayerParams<'a>) -> Result<Layer<'a>> {
         let s = params.shape;
         let dims_ok = match s {
@@ -180,7 +180,12 @@ impl<'a> Layer<'a> {
                 in_w,
                 ..
             } => {
-                in_ch > 0 && out_ch > 0 && in_h > 0 && in_w > 0 && in_ch as usize <= MAX_CONV_IN_CH
+                in_ch > 0
+                    && out_ch > 0
+                    && in_h > 0
+                    && in_w > 0
+                    && in_ch as usize <= MAX_CONV_IN_CH
+                    && out_ch as usize <= MAX_CONV_OUT_CH
             }
         };
         if !dims_ok {
@@ -255,6 +260,69 @@ pub struct Model<'a> {
     regions: [usize; 2],
 }
 
+/// Most bytes of the payload-length varint: 5 hold any `u32`.
+const MAX_LENGTH_BYTES: usize = 5;
+
+/// Decodes the payload length: an unsigned LEB128 varint of 1 to [`MAX_LENGTH_BYTES`]
+/// bytes in its canonical (shortest) form, as postcard writes it. A padded or overlong
+/// encoding, or one above `u32::MAX`, is [`Error::Malformed`]; a file that ends inside
+/// it is [`Error::Truncated`].
+fn take_length(bytes: &[u8]) -> Result<(u32, &[u8])> {
+    let mut value = 0u32;
+    for (i, &b) in bytes.iter().enumerate().take(MAX_LENGTH_BYTES) {
+        let last_group = i == MAX_LENGTH_BYTES - 1;
+        // The fifth group holds bits 28..32: only its low four bits fit a `u32`.
+        if last_group && b > 0x0F {
+            return Err(Error::Malformed);
+        }
+        value |= u32::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            // A final group of zero after others only pads the number.
+            if i > 0 && b == 0 {
+                return Err(Error::Malformed);
+            }
+            return Ok((value, &bytes[i + 1..]));
+        }
+    }
+    if bytes.len() < MAX_LENGTH_BYTES {
+        Err(Error::Truncated)
+    } else {
+        Err(Error::Malformed)
+    }
+}
+
+/// A postcard output that writes nothing and checks that what would be written is
+/// exactly `expected`: a serialization succeeds only if it reproduces those bytes.
+struct SameBytes<'b> {
+    expected: &'b [u8],
+}
+
+impl postcard::ser_flavors::Flavor for SameBytes<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.expected.split_at_checked(data.len()) {
+            Some((head, rest)) if head == data => {
+                self.expected = rest;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        if self.expected.is_empty() {
+            Ok(())
+        } else {
+            Err(postcard::Error::SerializeBufferFull)
+        }
+    }
+}
+
 fn map_postcard(e: postcard::Error) -> Error {
     match e {
         postcard::Error::DeserializeUnexpectedEnd => Error::Truncated,
@@ -265,8 +333,9 @@ fn map_postcard(e: postcard::Error) -> Error {
 impl<'a> Model<'a> {
     /// Decodes and validates a model file without copying or allocating.
     ///
-    /// Checks, in order: magic, version, framing (truncation, trailing bytes), CRC-32,
-    /// payload decoding, each layer ([`Layer::new`]), the chaining of shapes and
+    /// Checks, in order: magic, version, framing (truncation, trailing bytes, a
+    /// canonical length varint), CRC-32, payload decoding (only its canonical encoding
+    /// is accepted, so one file means the same on 32- and 64-bit targets), each layer ([`Layer::new`]), the chaining of shapes and
     /// quantisation parameters, the `42`-value input and `28x28x1` output, and the
     /// arena need. Any byte string yields `Ok` or an [`Error`]; it never panics.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
@@ -279,8 +348,13 @@ impl<'a> Model<'a> {
         if u16::from_le_bytes([header[4], header[5]]) != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion);
         }
-        // Framing: length-prefixed payload, then exactly four CRC bytes.
-        let (payload, rest) = postcard::take_from_bytes::<&[u8]>(rest).map_err(map_postcard)?;
+        // Framing: length-prefixed payload, then exactly four CRC bytes. The length is
+        // decoded as a `u32` (not a `usize`), so a file means the same on every target.
+        let (len, rest) = take_length(rest)?;
+        let (payload, rest) = usize::try_from(len)
+            .ok()
+            .and_then(|len| rest.split_at_checked(len))
+            .ok_or(Error::Truncated)?;
         let crc: [u8; 4] = match rest.len() {
             0..4 => return Err(Error::Truncated),
             4 => [rest[0], rest[1], rest[2], rest[3]],
@@ -300,6 +374,12 @@ impl<'a> Model<'a> {
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
+        // Only the canonical encoding is accepted: postcard reads a padded varint (a
+        // zero continuation group) as the same number, and reads byte-string lengths as
+        // `usize`, up to 5 bytes on 32-bit targets but 10 on 64-bit ones. Re-encoding
+        // the decoded model must give back exactly the payload.
+        postcard::serialize_with_flavor(&repr, SameBytes { expected: payload })
+            .map_err(|_| Error::Malformed)?;
         Self::validate(repr)
     }
 

@@ -3,154 +3,28 @@
 //! The references index explicitly on purpose: they are meant to read like the maths.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+
+use common::{OwnedLayer, reference};
 use generator_core::ops::requant::{Requant, quantize_multiplier, rounding_shift};
 use generator_core::ops::run_layer;
-use generator_core::{Error, Layer, LayerParams, LayerShape};
+use generator_core::{Error, Layer, LayerShape};
 use proptest::prelude::*;
 
-/// Owned buffers behind a `LayerParams`.
-#[derive(Debug, Clone)]
-struct OwnedLayer {
-    shape: LayerShape,
-    relu: bool,
-    in_zp: i8,
-    out_zp: i8,
-    weights: Vec<i8>,
-    bias: Vec<i32>,
-    multiplier: Vec<i32>,
-    shift: Vec<u8>,
-}
-
-struct Bytes {
-    weights: Vec<u8>,
-    bias: Vec<u8>,
-    multiplier: Vec<u8>,
-}
-
-impl OwnedLayer {
-    fn bytes(&self) -> Bytes {
-        let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Bytes {
-            weights: self.weights.iter().map(|&w| w as u8).collect(),
-            bias: le(&self.bias),
-            multiplier: le(&self.multiplier),
-        }
-    }
-
-    fn params<'a>(&'a self, b: &'a Bytes) -> LayerParams<'a> {
-        LayerParams {
-            shape: self.shape,
-            relu: self.relu,
-            in_scale: 1.0,
-            in_zero_point: self.in_zp,
-            out_scale: 1.0,
-            out_zero_point: self.out_zp,
-            weights: &b.weights,
-            bias: &b.bias,
-            multiplier: &b.multiplier,
-            shift: &self.shift,
-        }
-    }
-
-    /// Runs the optimised kernel.
-    fn run(&self, input: &[i8]) -> Vec<i8> {
-        let b = self.bytes();
-        let layer = Layer::new(self.params(&b)).expect("valid layer");
-        let input: Vec<u8> = input.iter().map(|&x| x as u8).collect();
-        let mut out = vec![0u8; layer.output_len()];
-        run_layer(&layer, &input, &mut out).expect("kernel runs");
-        out.iter().map(|&x| x as i8).collect()
-    }
-}
-
-/// Reference requantisation: exact rational arithmetic in i128, round half up written
-/// as `floor((2p + 2^s) / 2^(s+1))`.
-fn ref_requant(acc: i64, m: i32, s: u8, zp: i8, relu: bool) -> i8 {
-    let p = acc as i128 * m as i128;
-    let den = 1i128 << (s as u32 + 1);
-    let v = (2 * p + (1i128 << s)).div_euclid(den) + zp as i128;
-    let lo = if relu { zp as i128 } else { -128 };
-    v.clamp(lo, 127) as i8
-}
-
-/// Reference linear: `y[o] = requant(bias[o] + sum_i w[o][i] x[i])`.
-fn ref_linear(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
-    let LayerShape::Linear { inputs, outputs } = l.shape else {
-        unreachable!()
-    };
-    let (ni, no) = (inputs as usize, outputs as usize);
-    (0..no)
-        .map(|o| {
-            let mut acc = l.bias[o] as i64;
-            for i in 0..ni {
-                acc += l.weights[o * ni + i] as i64 * x[i] as i64;
-            }
-            ref_requant(acc, l.multiplier[o], l.shift[o], l.out_zp, l.relu)
-        })
-        .collect()
-}
-
-/// Reference conv: explicit upsample into a padded buffer, then the textbook sum.
-fn ref_conv(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
-    let LayerShape::Conv3x3 {
+fn conv_shape((in_ch, out_ch, in_h, in_w, upsample): (u16, u16, u16, u16, bool)) -> LayerShape {
+    LayerShape::Conv3x3 {
         in_ch,
         out_ch,
         in_h,
         in_w,
         upsample,
-    } = l.shape
-    else {
-        unreachable!()
-    };
-    let (ci, co, ih, iw) = (
-        in_ch as usize,
-        out_ch as usize,
-        in_h as usize,
-        in_w as usize,
-    );
-    let f = if upsample { 2 } else { 1 };
-    let (oh, ow) = (ih * f, iw * f);
-    // padded[(y+1)][(x+1)][c], HWC input, padding = input zero point.
-    let mut padded = vec![vec![vec![l.in_zp; ci]; ow + 2]; oh + 2];
-    for y in 0..oh {
-        for xx in 0..ow {
-            for c in 0..ci {
-                padded[y + 1][xx + 1][c] = x[((y / f) * iw + xx / f) * ci + c];
-            }
-        }
-    }
-    let mut out = vec![0i8; oh * ow * co];
-    for y in 0..oh {
-        for xx in 0..ow {
-            for o in 0..co {
-                let mut acc = l.bias[o] as i64;
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        for c in 0..ci {
-                            let w = l.weights[((o * 3 + ky) * 3 + kx) * ci + c];
-                            acc += w as i64 * padded[y + ky][xx + kx][c] as i64;
-                        }
-                    }
-                }
-                out[(y * ow + xx) * co + o] =
-                    ref_requant(acc, l.multiplier[o], l.shift[o], l.out_zp, l.relu);
-            }
-        }
-    }
-    out
-}
-
-fn reference(l: &OwnedLayer, x: &[i8]) -> Vec<i8> {
-    match l.shape {
-        LayerShape::Linear { .. } => ref_linear(l, x),
-        LayerShape::Conv3x3 { .. } => ref_conv(l, x),
     }
 }
 
 fn shape_strategy() -> impl Strategy<Value = LayerShape> {
     prop_oneof![
         (1u16..=50, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
-        // Channel counts cover the monomorphised 8 and 16 paths and the generic one.
+        // Channel counts cover the monomorphised 8 and 16 fast paths and the run-time one.
         (
             prop_oneof![Just(8u16), Just(16), 1u16..=20],
             1u16..=9,
@@ -158,16 +32,26 @@ fn shape_strategy() -> impl Strategy<Value = LayerShape> {
             1u16..=6,
             any::<bool>()
         )
-            .prop_map(
-                |(in_ch, out_ch, in_h, in_w, upsample)| LayerShape::Conv3x3 {
-                    in_ch,
-                    out_ch,
-                    in_h,
-                    in_w,
-                    upsample
-                }
-            ),
+            .prop_map(conv_shape),
+        // Several output-channel blocks: the fast path does at most 16 channels per block.
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=24],
+            17u16..=64,
+            1u16..=4,
+            1u16..=5,
+            any::<bool>()
+        )
+            .prop_map(conv_shape),
+        generic_shape_strategy(),
     ]
+}
+
+/// Convs too wide for the fast path's 2 KiB scratch, which take the generic path: the
+/// padded input rows alone, `k * (in_w + 2) * in_ch` `i16`s with `k` = 3 (2 with
+/// upsampling), exceed 1,024, or leave no room for one channel's `k * k * in_ch`
+/// weights. With `in_ch >= 40` and `in_w >= 6` both hold for either `k`.
+fn generic_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    (40u16..=64, 1u16..=64, 1u16..=2, 6u16..=8, any::<bool>()).prop_map(conv_shape)
 }
 
 fn channels(s: &LayerShape) -> usize {
@@ -176,39 +60,42 @@ fn channels(s: &LayerShape) -> usize {
 
 /// A random valid layer with an input for it.
 fn layer_strategy() -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
-    shape_strategy().prop_flat_map(|shape| {
-        let ch = channels(&shape);
-        let wl = ch * shape.fan_in() as usize;
-        let il = shape.input_len() as usize;
-        (
-            proptest::collection::vec(any::<i8>(), wl),
-            proptest::collection::vec(-(1i32 << 20)..(1 << 20), ch),
-            proptest::collection::vec(0..=i32::MAX, ch),
-            // Mostly realistic shifts, sometimes the extremes.
-            proptest::collection::vec(prop_oneof![30u8..=45, 1u8..=62], ch),
-            any::<i8>(),
-            any::<i8>(),
-            any::<bool>(),
-            proptest::collection::vec(any::<i8>(), il),
+    shape_strategy().prop_flat_map(layer_for_shape)
+}
+
+/// A random valid layer of `shape` with an input for it.
+fn layer_for_shape(shape: LayerShape) -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
+    let ch = channels(&shape);
+    let wl = ch * shape.fan_in() as usize;
+    let il = shape.input_len() as usize;
+    (
+        proptest::collection::vec(any::<i8>(), wl),
+        proptest::collection::vec(-(1i32 << 20)..(1 << 20), ch),
+        proptest::collection::vec(0..=i32::MAX, ch),
+        // Mostly realistic shifts, sometimes the extremes.
+        proptest::collection::vec(prop_oneof![30u8..=45, 1u8..=62], ch),
+        any::<i8>(),
+        any::<i8>(),
+        any::<bool>(),
+        proptest::collection::vec(any::<i8>(), il),
+    )
+        .prop_map(
+            move |(weights, bias, multiplier, shift, in_zp, out_zp, relu, x)| {
+                (
+                    OwnedLayer {
+                        shape,
+                        relu,
+                        in_zp,
+                        out_zp,
+                        weights,
+                        bias,
+                        multiplier,
+                        shift,
+                    },
+                    x,
+                )
+            },
         )
-            .prop_map(
-                move |(weights, bias, multiplier, shift, in_zp, out_zp, relu, x)| {
-                    (
-                        OwnedLayer {
-                            shape,
-                            relu,
-                            in_zp,
-                            out_zp,
-                            weights,
-                            bias,
-                            multiplier,
-                            shift,
-                        },
-                        x,
-                    )
-                },
-            )
-    })
 }
 
 proptest! {
@@ -216,6 +103,18 @@ proptest! {
 
     #[test]
     fn kernels_equal_integer_reference((layer, x) in layer_strategy()) {
+        prop_assert_eq!(layer.run(&x), reference(&layer, &x));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The generic path alone (a quarter of the cases above reach it too).
+    #[test]
+    fn generic_conv_path_equals_integer_reference(
+        (layer, x) in generic_shape_strategy().prop_flat_map(layer_for_shape)
+    ) {
         prop_assert_eq!(layer.run(&x), reference(&layer, &x));
     }
 }

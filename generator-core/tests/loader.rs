@@ -15,20 +15,42 @@ fn payload_of(file: &[u8]) -> &[u8] {
     payload
 }
 
-/// Frames a payload like the writer does, with a correct CRC.
-fn frame(payload: &[u8]) -> Vec<u8> {
+/// The canonical (shortest) unsigned LEB128 varint of `v`, as postcard writes it.
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+/// The same number padded to `n` bytes with zero continuation groups (what postcard
+/// also decodes, up to its per-type maximum).
+fn padded_varint(v: u64, n: usize) -> Vec<u8> {
+    let mut out = varint(v);
+    assert!(out.len() <= n);
+    while out.len() < n {
+        *out.last_mut().unwrap() |= 0x80;
+        out.push(0);
+    }
+    out
+}
+
+/// Frames a payload with the given length prefix and a correct CRC.
+fn frame_with_length(payload: &[u8], length: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    // postcard's varint (LEB128) length prefix.
-    let mut len = payload.len();
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
+    out.extend_from_slice(length);
     out.extend_from_slice(payload);
     out.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
     out
+}
+
+/// Frames a payload like the writer does, with a correct CRC.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    frame_with_length(payload, &varint(payload.len() as u64))
 }
 
 #[test]
@@ -116,6 +138,94 @@ fn malformed_payloads() {
         Model::from_bytes(&frame(&p[..p.len() - 10])).err(),
         Some(Error::Malformed)
     );
+}
+
+#[test]
+fn only_the_canonical_length_varint_is_accepted() {
+    let p = payload_of(DEFAULT_MODEL);
+    let canonical = varint(p.len() as u64);
+    assert_eq!(
+        canonical.len(),
+        3,
+        "the default payload needs a 3-byte length"
+    );
+    assert!(Model::from_bytes(&frame_with_length(p, &canonical)).is_ok());
+    // Padded to 4-5 bytes (decodable on every target) and to 6-10 bytes (decodable as a
+    // 64-bit usize only): the CRC does not cover the length, so these are the same
+    // model in another spelling, and every spelling but one is refused everywhere.
+    for n in 4..=10 {
+        let file = frame_with_length(p, &padded_varint(p.len() as u64, n));
+        assert_eq!(
+            Model::from_bytes(&file).err(),
+            Some(Error::Malformed),
+            "length padded to {n} bytes"
+        );
+    }
+    let header = |length: &[u8]| {
+        let mut f = b"DGEN\x01\x00".to_vec();
+        f.extend_from_slice(length);
+        f
+    };
+    // A fifth group above 0x0F does not fit a u32.
+    assert_eq!(
+        Model::from_bytes(&header(&[0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0, 0, 0, 0])).err(),
+        Some(Error::Malformed)
+    );
+    // u32::MAX is a well-formed length of a file that is too short.
+    assert_eq!(
+        Model::from_bytes(&header(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0, 0, 0, 0])).err(),
+        Some(Error::Truncated)
+    );
+    // Six groups are too many even when the sixth is the last.
+    assert_eq!(
+        Model::from_bytes(&header(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 0, 0, 0])).err(),
+        Some(Error::Malformed)
+    );
+    // A file that ends inside the length is truncated.
+    assert_eq!(
+        Model::from_bytes(&header(&[0x80, 0x80])).err(),
+        Some(Error::Truncated)
+    );
+}
+
+#[test]
+fn only_canonical_varints_inside_the_payload_are_accepted() {
+    let p = payload_of(DEFAULT_MODEL);
+    // The payload ends with the output table: length 256 (`80 02`), then 256 bytes.
+    let lut_at = p.len() - 258;
+    assert_eq!(p[lut_at..lut_at + 2], [0x80, 0x02]);
+    // Padded to 3-5 bytes (a usize on every target) and 6-10 bytes (64-bit only), with
+    // a correct CRC over the padded payload.
+    for n in 3..=10 {
+        let mut q = p[..lut_at].to_vec();
+        q.extend_from_slice(&padded_varint(256, n));
+        q.extend_from_slice(&p[lut_at + 2..]);
+        assert_eq!(
+            Model::from_bytes(&frame(&q)).err(),
+            Some(Error::Malformed),
+            "table length padded to {n} bytes"
+        );
+    }
+    // The layer count (first byte) padded to two bytes.
+    let mut q = vec![p[0] | 0x80, 0];
+    q.extend_from_slice(&p[1..]);
+    assert_eq!(Model::from_bytes(&frame(&q)).err(), Some(Error::Malformed));
+}
+
+#[test]
+fn output_table_must_have_256_entries() {
+    let p = payload_of(DEFAULT_MODEL);
+    let lut_at = p.len() - 258;
+    for n in [0usize, 1, 255, 257, 512] {
+        let mut q = p[..lut_at].to_vec();
+        q.extend_from_slice(&varint(n as u64));
+        q.extend(std::iter::repeat_n(7u8, n));
+        assert_eq!(
+            Model::from_bytes(&frame(&q)).err(),
+            Some(Error::Malformed),
+            "{n} entries"
+        );
+    }
 }
 
 #[cfg(feature = "std")]
@@ -366,6 +476,27 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
             .prop_map(|(i, d)| Mutation::Overwrite(i, d)),
     ]
+}
+
+/// Once found by `mutated_files_never_panic` (then kept in a regressions file that was
+/// never replayed): truncate to a huge index modulo the length, then flip bit 0 of the
+/// first byte twice.
+#[test]
+fn regression_truncate_then_double_flip() {
+    let muts = [
+        Mutation::Truncate(1944793498480793835),
+        Mutation::Flip(0, 0),
+        Mutation::Flip(0, 0),
+    ];
+    let mut bytes = DEFAULT_MODEL.to_vec();
+    let mut p = payload_of(DEFAULT_MODEL).to_vec();
+    for m in &muts {
+        apply(m, &mut bytes);
+        apply(m, &mut p);
+    }
+    assert_eq!(bytes.len(), 1944793498480793835 % DEFAULT_MODEL.len());
+    assert_eq!(Model::from_bytes(&bytes).err(), Some(Error::Truncated));
+    exercise(&frame(&p));
 }
 
 proptest! {

@@ -223,13 +223,15 @@ fn conv_fast<const C: usize>(
     band: &Band,
 ) {
     let c = if C == 0 { c } else { C };
+    let shape = layer.shape();
+    debug_assert!(matches!(shape, LayerShape::Conv3x3 { .. }), "not a conv");
     let LayerShape::Conv3x3 {
         out_ch,
         in_h,
         in_w,
         upsample,
         ..
-    } = layer.shape()
+    } = shape
     else {
         return;
     };
@@ -245,7 +247,14 @@ fn conv_fast<const C: usize>(
     };
     let (k, out_w, stride) = if upsample { (2, 2 * w, 2) } else { (3, w, 1) };
     let fan = k * k * c;
-    let block = fast_block(layer).max(1);
+    let block = fast_block(layer);
+    debug_assert!(
+        block > 0,
+        "conv_fast on a layer that does not fit the fast path"
+    );
+    let block = block.max(1);
+    // The loader checked `weights.len() == out_ch * 9 * c` (Layer::new).
+    debug_assert_eq!(p.weights.len(), out_ch * 9 * c);
     let mut scratch = [0i16; SCRATCH];
     let mut params = [NO_CHANNEL; FAST_MAX_OUT_CH];
     let mut first = 0;
@@ -255,10 +264,11 @@ fn conv_fast<const C: usize>(
             *dst = ch;
         }
         let params = &params[..n];
-        let weights = p
-            .weights
-            .get(first * 9 * c..(first + n) * 9 * c)
-            .unwrap_or(&[]);
+        let weights = &p.weights[first * 9 * c..(first + n) * 9 * c];
+        debug_assert!(
+            n * fan + k * (w + 2) * c <= SCRATCH,
+            "fast_block sized the scratch"
+        );
         let (wm, rows) = scratch.split_at_mut((n * fan).min(SCRATCH));
         let place = |phase| Place {
             phase,
@@ -348,9 +358,15 @@ fn merge_weights(weights: &[u8], c: usize, (py, px): (usize, usize), wm: &mut [i
 fn fill_row(dst: &mut [i16], input: &[u8], r: usize, s: Shape, c: usize) {
     let row = s.w * c;
     let src = match r.checked_sub(1) {
-        Some(y) if y < s.h => y
-            .checked_sub(s.in_first)
-            .and_then(|y| input.get(y * row..(y + 1) * row)),
+        Some(y) if y < s.h => {
+            // conv3x3 / conv3x3_rows checked that `input` holds the band's rows.
+            let y = y.checked_sub(s.in_first);
+            debug_assert!(
+                y.is_some_and(|y| input.len() >= (y + 1) * row),
+                "input row out of the band"
+            );
+            y.and_then(|y| input.get(y * row..(y + 1) * row))
+        }
         _ => None,
     };
     let Some(src) = src else {
@@ -389,6 +405,11 @@ fn run<const C: usize, const K: usize>(
     let fan = K * seg;
     let n = params.len();
     let (py, px) = at.phase;
+    debug_assert!(rows.len() >= K * row_len, "row ring shorter than {K} rows");
+    debug_assert!(
+        wm.len() >= n * fan,
+        "merged weights shorter than {n} channels"
+    );
     let Some(rows) = rows.get_mut(..K * row_len) else {
         return;
     };
@@ -410,6 +431,8 @@ fn run<const C: usize, const K: usize>(
             let col = (j + px) * c;
             let ox = at.stride * j + px;
             let start = (oy * at.out_w + ox) * at.out_ch + at.first;
+            // conv3x3 checked `output.len() == out_h * out_w * out_ch`.
+            debug_assert!(output.len() >= start + n, "output pixel out of range");
             let Some(out_px) = output.get_mut(start..start + n) else {
                 return;
             };
@@ -424,7 +447,7 @@ fn run<const C: usize, const K: usize>(
             }
             let rest = n % 4;
             let first_rest = n - rest;
-            let rest_w = wm.get(first_rest * fan..).unwrap_or(&[]);
+            let rest_w = &wm[first_rest * fan..];
             for ((o, w), ch) in out_px[first_rest..]
                 .iter_mut()
                 .zip(rest_w.chunks_exact(fan))
@@ -664,7 +687,7 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "sse2")]
     fn load(x: &[i16]) -> __m128i {
-        let x: &[i16; 8] = x[..8].try_into().unwrap_or(&[0; 8]);
+        let x = &x[..8];
         _mm_set_epi16(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0])
     }
 
@@ -677,6 +700,7 @@ mod x86 {
         col: usize,
     ) -> [i32; 4] {
         let fan = K * seg;
+        debug_assert!(w4.len() >= 4 * fan, "weights of four channels expected");
         let Some(w4) = w4.get(..4 * fan) else {
             return [0; 4];
         };
@@ -684,6 +708,7 @@ mod x86 {
         let mut tail = [0i32; 4];
         let body = seg / 8 * 8;
         for (ky, x) in x.iter().enumerate() {
+            debug_assert!(x.len() >= col + seg, "padded row too short");
             let Some(x) = x.get(col..col + seg) else {
                 return [0; 4];
             };
@@ -738,15 +763,20 @@ fn conv_generic<const C: usize>(
     band: &Band,
 ) {
     let c = if C == 0 { c } else { C };
+    let shape = layer.shape();
+    debug_assert!(matches!(shape, LayerShape::Conv3x3 { .. }), "not a conv");
     let LayerShape::Conv3x3 {
         out_ch,
         in_w,
         upsample,
         ..
-    } = layer.shape()
+    } = shape
     else {
         return;
     };
+    // Layer::new checked both channel limits and `weights.len() == out_ch * 9 * c`.
+    debug_assert!(c <= MAX_CONV_IN_CH && out_ch as usize <= MAX_CONV_OUT_CH);
+    debug_assert_eq!(layer.params().weights.len(), out_ch as usize * 9 * c);
     let (out_h, out_w, _) = layer.shape().output_hwc();
     let (out_h, out_w, in_w) = (out_h as usize, out_w as usize, in_w as usize);
     let up = u32::from(upsample);
@@ -769,10 +799,14 @@ fn conv_generic<const C: usize>(
             let sy = source(oy, ky, out_h, up);
             for (kx, tap) in row.chunks_exact_mut(c).enumerate() {
                 let src = match (sy, source(ox, kx, out_w, up)) {
-                    (Some(sy), Some(sx)) => sy
-                        .checked_sub(band.in_first)
-                        .map(|y| (y * in_w + sx) * c)
-                        .and_then(|base| input.get(base..base + c)),
+                    (Some(sy), Some(sx)) => {
+                        let base = sy.checked_sub(band.in_first).map(|y| (y * in_w + sx) * c);
+                        debug_assert!(
+                            base.is_some_and(|base| input.len() >= base + c),
+                            "input pixel out of the band"
+                        );
+                        base.and_then(|base| input.get(base..base + c))
+                    }
                     _ => None,
                 };
                 match src {
@@ -801,7 +835,7 @@ fn conv_generic<const C: usize>(
         }
         let rest = out_px.len() % 4;
         let first_rest = out_px.len() - rest;
-        let rest_rows = p.weights.get(first_rest * k..).unwrap_or(&[]);
+        let rest_rows = &p.weights[first_rest * k..];
         for ((o, w), ch) in out_px[first_rest..]
             .iter_mut()
             .zip(rest_rows.chunks_exact(k))
