@@ -585,6 +585,24 @@ pub(crate) mod dual {
         acc
     }
 
+    /// `sum(w[k] as i8 * x[k])` by pairs: int8 weights (sign-extended two at a time)
+    /// against inputs already widened to `i16`. The linear layer's dot product.
+    #[inline]
+    pub(crate) fn dot_i8(w: &[u8], x: &[i16]) -> i32 {
+        let (wp, xp) = (w.chunks_exact(2), x.chunks_exact(2));
+        let tail = wp.remainder().iter().zip(xp.remainder());
+        let mut acc = 0i32;
+        for (w, x) in wp.zip(xp) {
+            let lo = u32::from(i16::from(w[0] as i8) as u16);
+            let hi = u32::from(i16::from(w[1] as i8) as u16);
+            acc = smlad(lo | (hi << 16), pair(x), acc);
+        }
+        for (&w, &x) in tail {
+            acc = acc.wrapping_add(i32::from(w as i8) * i32::from(x));
+        }
+        acc
+    }
+
     /// [`super::dot4_rows`] by pairs: each input pair is loaded once for four channels.
     #[inline]
     pub(super) fn dot4_rows<const K: usize>(
