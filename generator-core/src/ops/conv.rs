@@ -604,7 +604,10 @@ pub(crate) mod dual {
     }
 
     /// [`super::dot4_rows`] by pairs: each input pair is loaded once for four channels.
-    #[inline]
+    /// Inlined on `cfg(arm_dsp)` so that `seg` is a constant of the monomorphised
+    /// caller (loops unrolled, bounds checks hoisted out of the pixel loop).
+    #[cfg_attr(arm_dsp, inline(always))]
+    #[cfg_attr(not(arm_dsp), inline)]
     pub(super) fn dot4_rows<const K: usize>(
         w4: &[i16],
         seg: usize,
