@@ -58,31 +58,15 @@ impl<'m, 'a> Generator<'m, 'a> {
         out: &mut Image,
     ) -> Result<()> {
         let model = self.model;
-        let (scale, zp) = (model.input_scale(), model.input_zero_point());
-        for (q, &v) in input.iter_mut().zip(x) {
-            *q = activation::quantize_input(v, scale, zp) as u8;
-        }
+        quantize_network_input(model, x, input);
         let [even_len, _] = model.arena_regions();
         let (even, odd) = self.arena.split_at_mut(even_len);
-        let mut last_even = true;
-        for (i, layer) in model.layers().iter().enumerate() {
-            let (n_in, n_out) = (layer.input_len(), layer.output_len());
-            if i % 2 == 0 {
-                let src: &[u8] = if i == 0 {
-                    input
-                } else {
-                    odd.get(..n_in).ok_or(Error::ArenaTooSmall)?
-                };
-                let dst = even.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-                ops::run_layer(layer, src, dst)?;
-            } else {
-                let src = even.get(..n_in).ok_or(Error::ArenaTooSmall)?;
-                let dst = odd.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-                ops::run_layer(layer, src, dst)?;
-            }
-            last_even = i % 2 == 0;
-        }
-        let result = if last_even { &even[..] } else { &odd[..] };
+        run_ping_pong(model.layers(), input, even, odd)?;
+        let result = if model.layers().len() % 2 == 1 {
+            even
+        } else {
+            odd
+        };
         let result = result.get(..IMAGE_PIXELS).ok_or(Error::ShapeMismatch)?;
         activation::apply_lut(model.output_lut(), result, out);
         Ok(())
@@ -104,6 +88,37 @@ impl<'m, 'a> Generator<'m, 'a> {
         }
         Ok(())
     }
+}
+
+/// Quantises the float network input with the first layer's input scale and zero point.
+pub(crate) fn quantize_network_input(model: &Model<'_>, x: &[f32; INPUT_DIM], q: &mut [u8]) {
+    let (scale, zp) = (model.input_scale(), model.input_zero_point());
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = activation::quantize_input(v, scale, zp) as u8;
+    }
+}
+
+/// Runs `layers` whole, layer `i` writing `even` for even `i` and `odd` otherwise (layer
+/// 0 reads `input`), so the last output starts `even` if `layers.len()` is odd and `odd`
+/// otherwise. [`Error::ArenaTooSmall`] if a region is too short.
+pub(crate) fn run_ping_pong(
+    layers: &[crate::Layer<'_>],
+    input: &[u8],
+    even: &mut [u8],
+    odd: &mut [u8],
+) -> Result<()> {
+    for (i, layer) in layers.iter().enumerate() {
+        let (n_in, n_out) = (layer.input_len(), layer.output_len());
+        let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
+            (0, _) => (input, &mut even[..]),
+            (_, 0) => (&odd[..], &mut even[..]),
+            _ => (&even[..], &mut odd[..]),
+        };
+        let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
+        let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
+        ops::run_layer(layer, src, dst)?;
+    }
+    Ok(())
 }
 
 /// Converts images to `N x 1 x 28 x 28` floats in `[-1, 1]` (`v / 127.5 - 1`), the

@@ -16,6 +16,7 @@ mod model;
 pub mod noise;
 pub mod ops;
 pub mod splitmix;
+mod stream;
 
 pub use arch::Arch;
 pub use error::{Error, Result};
@@ -26,6 +27,7 @@ pub use model::{
     FORMAT_VERSION, Layer, LayerParams, LayerShape, MAGIC, MAX_ABS_BIAS, MAX_CONV_IN_CH,
     MAX_CONV_OUT_CH, MAX_LAYERS, Model, SHIFT_RANGE,
 };
+pub use stream::StreamGenerator;
 
 /// Length of the latent noise vector `z`.
 pub const Z_DIM: usize = 32;

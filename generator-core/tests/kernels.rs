@@ -404,3 +404,71 @@ proptest! {
         }
     }
 }
+
+// ---- the generic conv path and row bands ----
+
+/// A random valid conv layer with an input for it.
+fn conv_layer_strategy() -> impl Strategy<Value = (OwnedLayer, Vec<i8>)> {
+    layer_strategy().prop_filter("conv layers only", |(l, _)| {
+        matches!(l.shape, LayerShape::Conv3x3 { .. })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The generic (patch) path, which no shipped layer takes, against the reference.
+    #[test]
+    fn generic_conv_equals_integer_reference((l, x) in conv_layer_strategy()) {
+        let b = l.bytes();
+        let layer = Layer::new(l.params(&b)).expect("valid layer");
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let mut out = vec![0u8; layer.output_len()];
+        generator_core::ops::conv::conv3x3_generic(&layer, &input, &mut out).expect("runs");
+        let out: Vec<i8> = out.iter().map(|&v| v as i8).collect();
+        prop_assert_eq!(out, reference(&l, &x));
+    }
+
+    /// Any band of output rows, computed from the smallest input band that holds the
+    /// rows it reads, equals the same rows of the whole-map kernel.
+    #[test]
+    fn conv_row_bands_equal_whole_map(
+        (l, x) in conv_layer_strategy(),
+        a in 0usize..64,
+        b in 0usize..64,
+    ) {
+        let bytes = l.bytes();
+        let layer = Layer::new(l.params(&bytes)).expect("valid layer");
+        let LayerShape::Conv3x3 { in_ch, in_h, in_w, upsample, .. } = l.shape else {
+            unreachable!()
+        };
+        let (out_h, out_w, out_ch) = l.shape.output_hwc();
+        let (out_h, out_row) = (out_h as usize, (out_w * out_ch) as usize);
+        let in_row = in_w as usize * in_ch as usize;
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let mut whole = vec![0u8; layer.output_len()];
+        run_layer(&layer, &input, &mut whole).expect("runs");
+        let (r0, r1) = (a.min(b) % (out_h + 1), a.max(b) % (out_h + 1));
+        let (r0, r1) = (r0.min(r1), r0.max(r1));
+        let up = usize::from(upsample);
+        let (i0, i1) = if r0 == r1 {
+            (0, 0)
+        } else {
+            ((r0 >> up).saturating_sub(1), (((r1 - 1) >> up) + 2).min(in_h as usize))
+        };
+        let band = &input[i0 * in_row..i1 * in_row];
+        let mut rows = vec![0u8; (r1 - r0) * out_row];
+        generator_core::ops::conv::conv3x3_rows(&layer, band, i0, &mut rows, r0..r1)
+            .expect("band runs");
+        prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row]);
+        // One input row fewer at either end is refused, not silently padded.
+        if i1 > i0 {
+            let mut scratch = vec![0u8; rows.len()];
+            let short = &input[(i0 + 1) * in_row..i1 * in_row];
+            prop_assert_eq!(
+                generator_core::ops::conv::conv3x3_rows(&layer, short, i0 + 1, &mut scratch, r0..r1),
+                Err(Error::ShapeMismatch)
+            );
+        }
+    }
+}

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{OwnedLayer, Rng};
-use generator_core::{
-    Error, Layer, LayerShape, MAX_ARENA_BYTES, MAX_CONV_IN_CH, MAX_CONV_OUT_CH, MAX_LAYERS,
-};
+use generator_core::{Error, Layer, LayerShape, MAX_CONV_IN_CH, MAX_CONV_OUT_CH};
+#[cfg(feature = "alloc")]
+use generator_core::{MAX_ARENA_BYTES, MAX_LAYERS};
 
 /// A single conv layer checked on its own.
 fn conv_layer_result(in_ch: u16, out_ch: u16, in_h: u16, in_w: u16) -> Result<(), Error> {

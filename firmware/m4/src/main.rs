@@ -1,21 +1,37 @@
-//! Cortex-M4 firmware: generates the digits 0-9 with `generator-core` and the shipped
+//! Cortex-M firmware: generates the digits 0-9 with `generator-core` and the shipped
 //! model, prints a checksum of each image, the instructions it took and an ASCII preview,
 //! then exits through semihosting.
 //!
-//! Runs on QEMU's `mps2-an386` board (see README.md). Instruction counting relies on QEMU's
-//! `-icount shift=0`, under which SysTick (core clock) advances one tick per 40 retired
-//! instructions; the firmware calibrates that ratio itself on a loop of known length.
+//! One source for every board; a cargo feature picks the board (its memory map and name):
+//! `mps2-an386` (Cortex-M4F, the default), `microbit` (Cortex-M0) or `lm3s811evb`
+//! (Cortex-M3). See README.md. Instruction counting relies on QEMU's `-icount shift=0`,
+//! under which SysTick (core clock) advances one tick per 40 retired instructions on
+//! `mps2-an386`; the firmware calibrates that ratio itself on a loop of known length and
+//! skips the counts on boards whose SysTick does not run.
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use generator_core::fnv::fnv1a32;
-use generator_core::{Generator, IMAGE_PIXELS, IMAGE_SIDE, Image, MAX_ARENA_BYTES, Model};
+use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, Image, Model, StreamGenerator};
 use panic_semihosting as _;
+
+/// The board this build is for (the cargo feature).
+#[cfg(feature = "mps2-an386")]
+const BOARD: &str = "Cortex-M4 (QEMU mps2-an386)";
+#[cfg(feature = "microbit")]
+const BOARD: &str = "Cortex-M0 (QEMU microbit)";
+#[cfg(feature = "lm3s811evb")]
+const BOARD: &str = "Cortex-M3 (QEMU lm3s811evb)";
+
+/// Arena of the streaming generator: `StreamGenerator::arena_bytes` of the shipped model
+/// (the firmware checks it at start-up), against 9,408 bytes for the whole-image
+/// `Generator`.
+const ARENA_BYTES: usize = 3920;
 
 /// Digit `d` is generated with seed `BASE_SEED + d`: the schedule of
 /// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
@@ -37,7 +53,21 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Only this handler writes WRAPS, so a load and a store suffice (thumbv6m has no
+    // atomic read-modify-write).
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("error: hard fault at pc {:#010x}", frame.pc());
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[entry]
@@ -47,13 +77,15 @@ fn main() -> ! {
     };
     start_systick(&mut core.SYST);
 
-    hprintln!("digits-m4: generator-core on a Cortex-M4 (QEMU mps2-an386)");
+    hprintln!("digits-m4: generator-core on a {}", BOARD);
     let milli_per_tick = calibrate();
-    hprintln!(
-        "calibration: {}.{:03} instructions per SysTick tick (expected 40.000)",
-        milli_per_tick / 1000,
-        milli_per_tick % 1000
-    );
+    if let Some(milli_per_tick) = milli_per_tick {
+        hprintln!(
+            "calibration: {}.{:03} instructions per SysTick tick (40.000 on mps2-an386)",
+            milli_per_tick / 1000,
+            milli_per_tick % 1000
+        );
+    }
 
     let model = match generator_core::default_model() {
         Ok(model) => model,
@@ -61,16 +93,16 @@ fn main() -> ! {
     };
     let macs = model.macs_per_digit();
     hprintln!(
-        "model: {} bytes (weights {}), arena {} of {} bytes, {} MACs per digit",
+        "model: {} bytes (weights {}), streaming arena {} of {} bytes, {} MACs per digit",
         generator_core::DEFAULT_MODEL.len(),
         model.weight_bytes(),
-        model.arena_bytes(),
-        MAX_ARENA_BYTES,
+        StreamGenerator::arena_bytes(&model),
+        ARENA_BYTES,
         macs
     );
 
     // Statics in .bss, so `llvm-size` accounts for them; each `singleton!` runs once.
-    let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
+    let Some(arena) = cortex_m::singleton!(: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
         fail("arena already taken")
     };
     let Some(image) = cortex_m::singleton!(: Image = [0; IMAGE_PIXELS]) else {
@@ -80,20 +112,26 @@ fn main() -> ! {
     let painted = paint_stack();
     let (total, min, max) = generate_all(&model, arena, image, milli_per_tick);
     let peak = stack_peak(painted);
+    #[cfg(feature = "mps2-an386")]
+    if let Some(milli_per_tick) = milli_per_tick {
+        profile_layers(&model, milli_per_tick);
+    }
 
-    let mean = total / 10;
-    hprintln!(
-        "instructions per digit: mean {} (min {}, max {})",
-        mean,
-        min,
-        max
-    );
-    let per_mac_x100 = (mean * 100 + macs / 2) / macs.max(1);
-    hprintln!(
-        "instructions per MAC: {}.{:02}",
-        per_mac_x100 / 100,
-        per_mac_x100 % 100
-    );
+    if milli_per_tick.is_some() {
+        let mean = total / 10;
+        hprintln!(
+            "instructions per digit: mean {} (min {}, max {})",
+            mean,
+            min,
+            max
+        );
+        let per_mac_x100 = (mean * 100 + macs / 2) / macs.max(1);
+        hprintln!(
+            "instructions per MAC: {}.{:02}",
+            per_mac_x100 / 100,
+            per_mac_x100 % 100
+        );
+    }
     hprintln!("stack peak: {} bytes", peak);
     hprintln!("done");
     debug::exit(debug::EXIT_SUCCESS);
@@ -103,16 +141,16 @@ fn main() -> ! {
 }
 
 /// Generates every digit, printing its checksum and cost. Returns the total, smallest and
-/// largest instruction counts.
+/// largest instruction counts (zeros without a calibrated SysTick).
 #[inline(never)]
 fn generate_all(
     model: &Model<'_>,
     arena: &mut [u8],
     image: &mut Image,
-    milli_per_tick: u64,
+    milli_per_tick: Option<u64>,
 ) -> (u64, u64, u64) {
     let macs = model.macs_per_digit().max(1);
-    let mut generator = match Generator::new(model, arena) {
+    let mut generator = match StreamGenerator::new(model, arena) {
         Ok(generator) => generator,
         Err(e) => fail_with("generator rejects the arena", e),
     };
@@ -125,20 +163,22 @@ fn generate_all(
         if let Err(e) = result {
             fail_with("generation failed", e);
         }
-        let instructions = elapsed * milli_per_tick / 1000;
-        let per_mac_x100 = (instructions * 100 + macs / 2) / macs;
         hprintln!(
             "digit {} seed {} fnv1a {:#010x}",
             digit,
             seed,
             fnv1a32(image)
         );
-        hprintln!(
-            "  instructions {} ({}.{:02} per MAC)",
-            instructions,
-            per_mac_x100 / 100,
-            per_mac_x100 % 100
-        );
+        let instructions = milli_per_tick.map_or(0, |m| elapsed * m / 1000);
+        if milli_per_tick.is_some() {
+            let per_mac_x100 = (instructions * 100 + macs / 2) / macs;
+            hprintln!(
+                "  instructions {} ({}.{:02} per MAC)",
+                instructions,
+                per_mac_x100 / 100,
+                per_mac_x100 % 100
+            );
+        }
         if digit == PREVIEW_DIGIT {
             print_preview(digit, seed, image);
         }
@@ -147,6 +187,50 @@ fn generate_all(
         max = max.max(instructions);
     }
     (total, min, max)
+}
+
+/// Instructions of each layer run whole (`ops::run_layer`, the whole-image
+/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0, plus the streamed
+/// tail as a whole. Only on `mps2-an386`, whose RAM is large: the small boards stream.
+#[cfg(feature = "mps2-an386")]
+#[inline(never)]
+fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
+    use generator_core::{INPUT_DIM, MAX_ARENA_BYTES, ops};
+    let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
+        fail("profile arena already taken")
+    };
+    let x = match generator_core::float_input(0, BASE_SEED) {
+        Ok(x) => x,
+        Err(e) => fail_with("no input", e),
+    };
+    let mut input = [0u8; INPUT_DIM];
+    let (scale, zp) = (model.input_scale(), model.input_zero_point());
+    for (q, &v) in input.iter_mut().zip(&x) {
+        *q = ops::activation::quantize_input(v, scale, zp) as u8;
+    }
+    let [even_len, _] = model.arena_regions();
+    let (even, odd) = arena.split_at_mut(even_len);
+    for (i, layer) in model.layers().iter().enumerate() {
+        let (n_in, n_out) = (layer.input_len(), layer.output_len());
+        let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
+            (0, _) => (&input, &mut even[..]),
+            (_, 0) => (&odd[..], &mut even[..]),
+            _ => (&even[..], &mut odd[..]),
+        };
+        let start = Stamp::now();
+        let result = ops::run_layer(layer, &src[..n_in], &mut dst[..n_out]);
+        let instructions = start.elapsed() * milli_per_tick / 1000;
+        if let Err(e) = result {
+            fail_with("layer failed", e);
+        }
+        hprintln!(
+            "layer {} {:?}: {} instructions, {} MACs",
+            i,
+            layer.shape(),
+            instructions,
+            layer.shape().macs()
+        );
+    }
 }
 
 /// Prints an image as ASCII art, two characters per pixel so it keeps its aspect.
@@ -216,8 +300,9 @@ fn spin(iterations: u32) {
 }
 
 /// Instructions per SysTick tick, times 1000, from loops of N and 2N iterations (their
-/// difference is exactly 2N instructions, whatever the fixed overhead).
-fn calibrate() -> u64 {
+/// difference is exactly 2N instructions, whatever the fixed overhead). `None` if SysTick
+/// does not advance (boards whose QEMU model gives it no clock, e.g. `microbit`).
+fn calibrate() -> Option<u64> {
     let timed = |iterations| {
         let start = Stamp::now();
         spin(iterations);
@@ -233,9 +318,10 @@ fn calibrate() -> u64 {
         delta
     );
     if delta == 0 {
-        fail("SysTick does not advance: run QEMU with -icount shift=0");
+        hprintln!("calibration: SysTick does not advance on this board: no instruction counts");
+        return None;
     }
-    instructions * 1000 / delta
+    Some(instructions * 1000 / delta)
 }
 
 unsafe extern "C" {

@@ -28,6 +28,14 @@ pub fn apply_lut(lut: &[u8; 256], input: &[u8], output: &mut [u8]) {
     }
 }
 
+/// Maps raw int8 bytes through `lut` in place (the streaming generator's last layer
+/// writes its int8 output straight into the image).
+pub fn apply_lut_in_place(lut: &[u8; 256], bytes: &mut [u8]) {
+    for b in bytes {
+        *b = lut[lut_index(*b)];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

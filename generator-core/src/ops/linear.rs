@@ -1,5 +1,6 @@
 //! Fully connected layer.
 
+use super::conv::dual;
 use super::{channels, dot};
 use crate::{Error, Layer, LayerShape, Result};
 
@@ -14,9 +15,65 @@ pub fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()> 
     if input.len() != inputs as usize || output.len() != outputs as usize {
         return Err(Error::ShapeMismatch);
     }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    if linear_pairs(layer, input, output) {
+        return Ok(());
+    }
+    linear_plain(layer, input, output);
+    Ok(())
+}
+
+/// The plain path: one vectorisable byte dot product per output.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    inline(never)
+)]
+fn linear_plain(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
     let rows = layer.params().weights.chunks_exact(input.len());
     for ((out, row), ch) in output.iter_mut().zip(rows).zip(channels(layer)) {
         *out = ch.requant.apply(ch.bias + dot(row, input)) as u8;
     }
-    Ok(())
+}
+
+/// Inputs up to this many take [`linear_pairs`].
+const PAIRS_MAX_INPUTS: usize = 64;
+
+/// The pairwise path (Cortex-M: `SMLAD` on `cfg(arm_dsp)`, its model elsewhere): the
+/// input is widened to `i16` once, then each output is a pairwise dot product
+/// ([`dual::dot_i8`]). Returns `false`, writing nothing, if the input is longer than
+/// [`PAIRS_MAX_INPUTS`]. Lengths were checked by [`linear`].
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn linear_pairs(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+    let n = input.len();
+    let mut wide = [0i16; PAIRS_MAX_INPUTS];
+    let Some(x) = wide.get_mut(..n) else {
+        return false;
+    };
+    for (d, &s) in x.iter_mut().zip(input) {
+        *d = i16::from(s as i8);
+    }
+    let x: &[i16] = x;
+    let rows = layer.params().weights.chunks_exact(n.max(1));
+    for ((out, row), ch) in output.iter_mut().zip(rows).zip(channels(layer)) {
+        *out = ch.requant.apply(ch.bias + dual::dot_i8(row, x)) as u8;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pairs_equal_plain(
+            w in proptest::collection::vec(any::<u8>(), 0..=PAIRS_MAX_INPUTS),
+            x in proptest::collection::vec(any::<u8>(), 0..=PAIRS_MAX_INPUTS),
+        ) {
+            let n = w.len().min(x.len());
+            let wide: Vec<i16> = x[..n].iter().map(|&b| i16::from(b as i8)).collect();
+            prop_assert_eq!(dual::dot_i8(&w[..n], &wide), dot(&w[..n], &x[..n]));
+        }
+    }
 }

@@ -1,0 +1,46 @@
+//! The streaming generator against the whole-image one: same bytes for every image.
+
+use generator_core::{Generator, Image, MAX_ARENA_BYTES, StreamGenerator, default_model};
+use proptest::prelude::*;
+
+#[test]
+fn streaming_arena_is_small() {
+    let model = default_model().expect("shipped model loads");
+    // 7x7x16 linear output (784) + 14x14x16 map (3,136); the 3x28x8 window (672) reuses
+    // the first region.
+    assert_eq!(StreamGenerator::arena_bytes(&model), 784 + 3136);
+    let mut arena = vec![0u8; StreamGenerator::arena_bytes(&model)];
+    assert!(StreamGenerator::new(&model, &mut arena[..3919]).is_err());
+    assert!(StreamGenerator::new(&model, &mut arena).is_ok());
+}
+
+#[test]
+fn streaming_rejects_bad_digits() {
+    let model = default_model().expect("shipped model loads");
+    let mut arena = vec![0u8; StreamGenerator::arena_bytes(&model)];
+    let mut g = StreamGenerator::new(&model, &mut arena).expect("arena fits");
+    let mut img: Image = [0; 784];
+    assert_eq!(
+        g.generate(10, 1, &mut img),
+        Err(generator_core::Error::InvalidDigit)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn streaming_equals_whole_image(digit in 0u8..10, seed in any::<u32>()) {
+        let model = default_model().expect("shipped model loads");
+        let mut arena = vec![0u8; MAX_ARENA_BYTES];
+        let mut whole = Generator::new(&model, &mut arena).expect("arena fits");
+        let mut want: Image = [0; 784];
+        whole.generate(digit, seed, &mut want).expect("generates");
+        // A dirty arena and image must not matter.
+        let mut small = vec![0xA5u8; StreamGenerator::arena_bytes(&model)];
+        let mut stream = StreamGenerator::new(&model, &mut small).expect("arena fits");
+        let mut got: Image = [0x5A; 784];
+        stream.generate(digit, seed, &mut got).expect("generates");
+        prop_assert_eq!(&got[..], &want[..]);
+    }
+}
