@@ -281,6 +281,23 @@ fn ranges(batch: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Splits a batch buffer (`per_image` values per image) into one slice per range of
+/// [`ranges`].
+fn split_by_ranges<'a>(
+    mut rest: &'a mut [f32],
+    ranges: &[(usize, usize)],
+    per_image: usize,
+) -> Vec<&'a mut [f32]> {
+    ranges
+        .iter()
+        .map(|&(a, b)| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * per_image);
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
 /// Forward: `y = conv(up(x), w) + bias`, `x: [batch, in_ch, in_h, in_w]`, `w: [out_ch, in_ch,
 /// k, k]`, `bias: [out_ch]` (or none) -> `[batch, out_ch, out_h, out_w]`.
 pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -289,14 +306,10 @@ pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -
     assert_eq!(w.len(), geo.weight_len(), "weight size");
     let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
     let mut y = vec![0f32; geo.batch * geo.out_len()];
-    let mut chunks: Vec<(usize, &mut [f32])> = Vec::new();
-    let mut rest = y.as_mut_slice();
-    for (a, b) in ranges(geo.batch) {
-        let (head, tail) = rest.split_at_mut((b - a) * geo.out_len());
-        chunks.push((a, head));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(first, out)| {
+    let ranges = ranges(geo.batch);
+    let chunks = split_by_ranges(&mut y, &ranges, geo.out_len());
+    let firsts = ranges.iter().map(|&(a, _)| a).collect::<Vec<_>>();
+    firsts.into_par_iter().zip(chunks).for_each(|(first, out)| {
         let images = out.len() / geo.out_len();
         let mut col = vec![0f32; kk * group * n];
         let mut prod = vec![0f32; geo.out_ch * group * n];
@@ -349,18 +362,13 @@ pub fn backward(
     let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
     let mut dx = want_dx.then(|| vec![0f32; geo.batch * geo.in_len()]);
     let ranges = ranges(geo.batch);
-    let mut dx_chunks: Vec<Option<&mut [f32]>> = Vec::new();
-    match dx.as_mut() {
-        Some(dx) => {
-            let mut rest = dx.as_mut_slice();
-            for &(a, b) in &ranges {
-                let (head, tail) = rest.split_at_mut((b - a) * geo.in_len());
-                dx_chunks.push(Some(head));
-                rest = tail;
-            }
-        }
-        None => dx_chunks.extend(ranges.iter().map(|_| None)),
-    }
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx.as_mut() {
+        Some(dx) => split_by_ranges(dx, &ranges, geo.in_len())
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => ranges.iter().map(|_| None).collect(),
+    };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
         .par_iter()
         .zip(dx_chunks.into_par_iter())
