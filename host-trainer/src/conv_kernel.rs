@@ -84,6 +84,52 @@ impl ConvGeometry {
     }
 }
 
+/// An activation applied to a convolution's output, fused into the same operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    /// None: `y = v`.
+    Identity,
+    /// `y = v` for `v > 0`, else `slope * v` (`slope > 0`).
+    LeakyRelu(f32),
+    /// `y = tanh(v)`.
+    Tanh,
+}
+
+impl Act {
+    /// `y` of the pre-activation `v`.
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Act::Identity => v,
+            Act::LeakyRelu(slope) => {
+                if v > 0.0 {
+                    v
+                } else {
+                    slope * v
+                }
+            }
+            Act::Tanh => v.tanh(),
+        }
+    }
+
+    /// Gradient of the pre-activation given the output `y` and its gradient `dy` (every
+    /// activation here is monotonic, so `y` determines the derivative).
+    #[inline]
+    fn grad(self, y: f32, dy: f32) -> f32 {
+        match self {
+            Act::Identity => dy,
+            Act::LeakyRelu(slope) => {
+                if y > 0.0 {
+                    dy
+                } else {
+                    slope * dy
+                }
+            }
+            Act::Tanh => dy * (1.0 - y * y),
+        }
+    }
+}
+
 /// `c (+)= a * b` for row-major `a: [m, k]`, `b: [k, n]`, `c: [m, n]`; `a_t` reads `a` as the
 /// transpose of a row-major `[k, m]` matrix, `b_t` reads `b` as the transpose of a row-major
 /// `[n, k]` matrix.
@@ -298,9 +344,15 @@ fn split_by_ranges<'a>(
         .collect()
 }
 
-/// Forward: `y = conv(up(x), w) + bias`, `x: [batch, in_ch, in_h, in_w]`, `w: [out_ch, in_ch,
-/// k, k]`, `bias: [out_ch]` (or none) -> `[batch, out_ch, out_h, out_w]`.
-pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// Forward: `y = act(conv(up(x), w) + bias)`, `x: [batch, in_ch, in_h, in_w]`, `w: [out_ch,
+/// in_ch, k, k]`, `bias: [out_ch]` (or none) -> `[batch, out_ch, out_h, out_w]`.
+pub fn forward(
+    geo: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+) -> Vec<f32> {
     geo.check();
     assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
     assert_eq!(w.len(), geo.weight_len(), "weight size");
@@ -334,10 +386,11 @@ pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -
             for j in 0..g {
                 for o in 0..geo.out_ch {
                     let dst = &mut out[(i + j) * geo.out_len() + o * n..][..n];
-                    dst.copy_from_slice(&prod[o * g * n + j * n..][..n]);
-                    if let Some(b) = bias {
-                        dst.iter_mut().for_each(|v| *v += b[o]);
-                    }
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    let src = &prod[o * g * n + j * n..][..n];
+                    dst.iter_mut()
+                        .zip(src)
+                        .for_each(|(d, &v)| *d = act.apply(v + b));
                 }
             }
             i += g;
@@ -346,19 +399,37 @@ pub fn forward(geo: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -
     y
 }
 
-/// Gradients of [`forward`] given the output gradient `dy`: `(dx, dw, dbias)`; `dx` only when
-/// `want_dx`.
+/// What [`backward`] is given: the forward's input, weights, output and activation, and the
+/// output gradient.
+#[derive(Debug, Clone, Copy)]
+pub struct BackwardInputs<'a> {
+    /// Input `[batch, in_ch, in_h, in_w]`.
+    pub x: &'a [f32],
+    /// Weights `[out_ch, in_ch, k, k]`.
+    pub w: &'a [f32],
+    /// The forward's output (after the activation); read only when `act` is not
+    /// [`Act::Identity`].
+    pub y: &'a [f32],
+    /// The activation of the forward.
+    pub act: Act,
+    /// Gradient of the output.
+    pub dy: &'a [f32],
+}
+
+/// Gradients of [`forward`]: `(dx, dw, dbias)`; `dx` only when `want_dx`.
 pub fn backward(
     geo: &ConvGeometry,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
+    inputs: BackwardInputs<'_>,
     want_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let BackwardInputs { x, w, y, act, dy } = inputs;
     geo.check();
     assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
     assert_eq!(w.len(), geo.weight_len(), "weight size");
     assert_eq!(dy.len(), geo.batch * geo.out_len(), "output gradient size");
+    if act != Act::Identity {
+        assert_eq!(y.len(), dy.len(), "output size");
+    }
     let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
     let mut dx = want_dx.then(|| vec![0f32; geo.batch * geo.in_len()]);
     let ranges = ranges(geo.batch);
@@ -383,12 +454,20 @@ pub fn backward(
             let mut i = first;
             while i < end {
                 let g = group.min(end - i);
-                // dY of the group as [out_ch, g * N].
+                // Gradient of the pre-activation output of the group, as [out_ch, g * N].
                 for j in 0..g {
                     for o in 0..geo.out_ch {
-                        let src = &dy[(i + j) * geo.out_len() + o * n..][..n];
-                        dprod[o * g * n + j * n..][..n].copy_from_slice(src);
-                        db[o] += src.iter().sum::<f32>();
+                        let at = (i + j) * geo.out_len() + o * n;
+                        let dst = &mut dprod[o * g * n + j * n..][..n];
+                        if act == Act::Identity {
+                            dst.copy_from_slice(&dy[at..at + n]);
+                        } else {
+                            dst.iter_mut()
+                                .zip(&dy[at..at + n])
+                                .zip(&y[at..at + n])
+                                .for_each(|((d, &dv), &yv)| *d = act.grad(yv, dv));
+                        }
+                        db[o] += dst.iter().sum::<f32>();
                     }
                 }
                 let xs = &x[i * geo.in_len()..(i + g) * geo.in_len()];
@@ -516,7 +595,7 @@ mod tests {
             let x = values(geo.batch * geo.in_len(), i as u32);
             let w = values(geo.weight_len(), 100 + i as u32);
             let b = values(geo.out_ch, 200 + i as u32);
-            let got = forward(&geo, &x, &w, Some(&b));
+            let got = forward(&geo, &x, &w, Some(&b), Act::Identity);
             let want = naive(&geo, &x, &w, Some(&b));
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-4, "{geo:?}: {g} vs {w}");
@@ -532,10 +611,17 @@ mod tests {
             let x = values(geo.batch * geo.in_len(), i as u32);
             let w = values(geo.weight_len(), 100 + i as u32);
             let dy = values(geo.batch * geo.out_len(), 300 + i as u32);
-            let (dx, dw, db) = backward(&geo, &x, &w, &dy, true);
+            let inputs = BackwardInputs {
+                x: &x,
+                w: &w,
+                y: &[],
+                act: Act::Identity,
+                dy: &dy,
+            };
+            let (dx, dw, db) = backward(&geo, inputs, true);
             let dx = dx.unwrap();
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                forward(&geo, x, w, Some(b))
+                forward(&geo, x, w, Some(b), Act::Identity)
                     .iter()
                     .zip(&dy)
                     .map(|(a, b)| *a as f64 * *b as f64)

@@ -9,14 +9,17 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, tanh};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 #[cfg(feature = "flex")]
 pub use flex::{FusedConvBackend, is_flex};
 
-/// Kernel side, stride, padding and input upsampling of one convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub use crate::conv_kernel::Act;
+
+/// Kernel side, stride, padding, input upsampling and output activation of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConvSpec {
     /// Kernel side.
     pub k: usize,
@@ -26,6 +29,8 @@ pub struct ConvSpec {
     pub pad: usize,
     /// Nearest upsampling factor of the input (1: none).
     pub up: usize,
+    /// Activation applied to the output.
+    pub act: Act,
 }
 
 #[cfg(feature = "flex")]
@@ -40,12 +45,13 @@ mod flex {
     use burn::prelude::*;
 
     use super::ConvSpec;
-    use crate::conv_kernel::{self, ConvGeometry};
+    use crate::conv_kernel::{self, Act, BackwardInputs, ConvGeometry};
 
     /// The custom operation.
     #[backend_extension(Flex, Autodiff)]
     pub trait FusedConvBackend: Backend {
-        /// `conv(up(x), weight) + bias` (see [`ConvSpec`]).
+        /// `act(conv(up(x), weight) + bias)` (see [`ConvSpec`]).
+        #[allow(clippy::too_many_arguments)]
         fn fused_conv(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -54,6 +60,7 @@ mod flex {
             stride: usize,
             pad: usize,
             up: usize,
+            act: Act,
         ) -> FloatTensor<Self>;
     }
 
@@ -102,7 +109,7 @@ mod flex {
     ) -> FloatTensor<Flex> {
         let geo = geometry(x, w, spec);
         let (x, w, b) = (f32_contiguous(x), f32_contiguous(w), f32_contiguous(b));
-        let y = conv_kernel::forward(&geo, values(&x), values(&w), Some(values(&b)));
+        let y = conv_kernel::forward(&geo, values(&x), values(&w), Some(values(&b)), spec.act);
         flex_tensor(y, vec![geo.batch, geo.out_ch, geo.out_h(), geo.out_w()])
     }
 
@@ -115,8 +122,16 @@ mod flex {
             stride: usize,
             pad: usize,
             up: usize,
+            act: Act,
         ) -> FloatTensor<Self> {
-            flex_forward(&x, &weight, &bias, ConvSpec { k, stride, pad, up })
+            let spec = ConvSpec {
+                k,
+                stride,
+                pad,
+                up,
+                act,
+            };
+            flex_forward(&x, &weight, &bias, spec)
         }
     }
 
@@ -124,20 +139,29 @@ mod flex {
     struct FusedConvBackward;
 
     impl Backward<Flex, 3> for FusedConvBackward {
-        type State = (FloatTensor<Flex>, FloatTensor<Flex>, ConvSpec);
+        /// Input, weights, output (kept only when the activation needs it) and spec.
+        type State = (
+            FloatTensor<Flex>,
+            FloatTensor<Flex>,
+            Option<FloatTensor<Flex>>,
+            ConvSpec,
+        );
 
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
             let [node_x, node_w, node_b] = ops.parents;
             let dy = grads.consume::<Flex>(&ops.node);
-            let (x, w, spec) = ops.state;
+            let (x, w, y, spec) = ops.state;
             let geo = geometry(&x, &w, spec);
-            let (dx, dw, db) = conv_kernel::backward(
-                &geo,
-                values(&f32_contiguous(&x)),
-                values(&f32_contiguous(&w)),
-                values(&f32_contiguous(&dy)),
-                node_x.is_some(),
-            );
+            let (x, w, dy) = (f32_contiguous(&x), f32_contiguous(&w), f32_contiguous(&dy));
+            let y = y.as_ref().map(f32_contiguous);
+            let inputs = BackwardInputs {
+                x: values(&x),
+                w: values(&w),
+                y: y.as_ref().map_or(&[], values),
+                act: spec.act,
+                dy: values(&dy),
+            };
+            let (dx, dw, db) = conv_kernel::backward(&geo, inputs, node_x.is_some());
             if let (Some(node), Some(dx)) = (node_x, dx) {
                 grads.register::<Flex>(
                     node.id,
@@ -165,8 +189,15 @@ mod flex {
             stride: usize,
             pad: usize,
             up: usize,
+            act: Act,
         ) -> FloatTensor<Self> {
-            let spec = ConvSpec { k, stride, pad, up };
+            let spec = ConvSpec {
+                k,
+                stride,
+                pad,
+                up,
+                act,
+            };
             match FusedConvBackward
                 .prepare::<C>([x.node(), weight.node(), bias.node()])
                 .compute_bound()
@@ -175,7 +206,8 @@ mod flex {
                 OpsKind::Tracked(prep) => {
                     let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
                     let y = flex_forward(&xp, &wp, bias.primitive(), spec);
-                    prep.finish((xp, wp, spec), y)
+                    let kept = (spec.act != Act::Identity).then(|| y.clone());
+                    prep.finish((xp, wp, kept, spec), y)
                 }
                 OpsKind::UnTracked(prep) => prep.finish(flex_forward(
                     x.primitive(),
@@ -196,7 +228,7 @@ mod flex {
     }
 }
 
-/// `conv(up(x), weight) + bias`: `x` `[b, c_in, h, w]`, `weight` `[c_out, c_in, k, k]`,
+/// `act(conv(up(x), weight) + bias)`: `x` `[b, c_in, h, w]`, `weight` `[c_out, c_in, k, k]`,
 /// `bias` `[c_out]` -> `[b, c_out, h_out, w_out]`. burn-flex runs the custom operation;
 /// other backends run Burn's own upsample and `conv2d`.
 pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) -> Tensor<4> {
@@ -210,6 +242,7 @@ pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) ->
             spec.stride,
             spec.pad,
             spec.up,
+            spec.act,
         );
         return Tensor::from_dispatch(out);
     }
@@ -228,7 +261,12 @@ pub fn reference(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpe
             .reshape([b, c, u * h, u * w])
     };
     let options = ConvOptions::new([spec.stride; 2], [spec.pad; 2], [1, 1], 1);
-    conv2d(x, weight, Some(bias), options)
+    let y = conv2d(x, weight, Some(bias), options);
+    match spec.act {
+        Act::Identity => y,
+        Act::LeakyRelu(slope) => leaky_relu(y, f64::from(slope)),
+        Act::Tanh => tanh(y),
+    }
 }
 
 /// A zero bias for a convolution without one (a constant: no gradient is tracked for it).
@@ -248,8 +286,8 @@ pub fn bias_of(conv: &burn::nn::conv::Conv2d) -> Tensor<1> {
 }
 
 /// The spec of a Burn `Conv2d` with symmetric explicit padding, optionally after an
-/// upsampling by `up`.
-pub fn spec_of(conv: &burn::nn::conv::Conv2d, up: usize) -> ConvSpec {
+/// upsampling by `up`, followed by `act`.
+pub fn spec_of(conv: &burn::nn::conv::Conv2d, up: usize, act: Act) -> ConvSpec {
     let k = conv.kernel_size[0];
     let pad = match &conv.padding {
         PaddingConfig2d::Explicit(t, l, b, r) if t == l && l == b && b == r => *t,
@@ -260,10 +298,22 @@ pub fn spec_of(conv: &burn::nn::conv::Conv2d, up: usize) -> ConvSpec {
         stride: conv.stride[0],
         pad,
         up,
+        act,
     }
 }
 
-/// Runs a Burn `Conv2d` (after nearest upsampling by `up`) through [`conv`].
-pub fn conv_module(module: &burn::nn::conv::Conv2d, x: Tensor<4>, up: usize) -> Tensor<4> {
-    conv(x, module.weight.val(), bias_of(module), spec_of(module, up))
+/// Runs a Burn `Conv2d` (after nearest upsampling by `up`, followed by `act`) through
+/// [`conv`].
+pub fn conv_module(
+    module: &burn::nn::conv::Conv2d,
+    x: Tensor<4>,
+    up: usize,
+    act: Act,
+) -> Tensor<4> {
+    conv(
+        x,
+        module.weight.val(),
+        bias_of(module),
+        spec_of(module, up, act),
+    )
 }

@@ -180,6 +180,7 @@ struct ExportArgs {
 }
 
 fn main() {
+    host_trainer::backend::keep_freed_memory();
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {e:#}");

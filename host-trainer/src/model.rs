@@ -10,11 +10,11 @@ use burn::nn::{
     LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::activation::relu;
 use generator_core::arch::BASE_SIDE;
 use generator_core::{Arch, IMAGE_SIDE, INPUT_DIM, NUM_CLASSES};
 
-use crate::fused::conv_module;
+use crate::fused::{Act, conv_module};
 
 /// Generator hyper-parameters: the widths of generator-core's [`Arch`] (defaults
 /// [`Arch::DEFAULT`]), kept flat so `config.json` reads `"c0": 16, ...`.
@@ -101,21 +101,28 @@ impl Generator {
         }
     }
 
-    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> pre-tanh logits `[b, 1, 28, 28]`.
-    pub fn logits(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
+    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> the last block's output `[b, c2, 28, 28]`.
+    fn features(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
         let x = Tensor::cat(vec![z, onehot], 1); // [b, 42]
         let [b, _] = x.dims();
         let c0 = self.bn0.gamma.dims()[0];
         let x = self.fc.forward(x).reshape([b, c0, BASE_SIDE, BASE_SIDE]); // [b, c0, 7, 7]
         let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(conv_module(&self.conv1, x, 2))); // [b, c1, 14, 14]
-        let x = relu(self.bn2.forward(conv_module(&self.conv2, x, 2))); // [b, c2, 28, 28]
-        conv_module(&self.conv3, x, 1) // [b, 1, 28, 28]
+        let x = relu(
+            self.bn1
+                .forward(conv_module(&self.conv1, x, 2, Act::Identity)),
+        ); // [b, c1, 14, 14]
+        let x = relu(
+            self.bn2
+                .forward(conv_module(&self.conv2, x, 2, Act::Identity)),
+        ); // [b, c2, 28, 28]
+        x
     }
 
-    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1].
+    /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1] (the tanh
+    /// fused into the last convolution).
     pub fn forward(&self, z: Tensor<2>, onehot: Tensor<2>) -> Tensor<4> {
-        tanh(self.logits(z, onehot))
+        conv_module(&self.conv3, self.features(z, onehot), 1, Act::Tanh)
     }
 }
 
@@ -129,6 +136,9 @@ pub struct DiscriminatorConfig {
     #[config(default = 32)]
     pub c2: usize,
 }
+
+/// Negative slope of the discriminator's LeakyReLU.
+const LEAKY_SLOPE: f32 = 0.2;
 
 /// Side of the discriminator's last feature map: two stride-2 convolutions.
 const D_SIDE: usize = IMAGE_SIDE / 4;
@@ -170,8 +180,9 @@ impl Discriminator {
     /// `x`: `[b, 1, 28, 28]`, `labels`: `[b]` -> scores `[b]`.
     pub fn forward(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
         let [b, ..] = x.dims();
-        let h = leaky_relu(conv_module(&self.conv1, x, 1), 0.2); // [b, c1, 14, 14]
-        let h = leaky_relu(conv_module(&self.conv2, h, 1), 0.2); // [b, c2, 7, 7]
+        let leaky = Act::LeakyRelu(LEAKY_SLOPE);
+        let h = conv_module(&self.conv1, x, 1, leaky); // [b, c1, 14, 14]
+        let h = conv_module(&self.conv2, h, 1, leaky); // [b, c2, 7, 7]
         let h = h.flatten::<2>(1, 3); // [b, c2 * 49]
         let e = self
             .embed

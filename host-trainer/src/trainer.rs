@@ -186,8 +186,10 @@ impl Trainer {
         let grads = GradientsParams::from_grads(d_loss.backward(), &self.d);
         self.d = self.opt_d.step(self.config.lr_d, self.d.clone(), grads);
 
-        // Generator: maximise the updated discriminator's score of the same fakes.
-        let g_loss = self.d.forward(fake, y).mean().neg();
+        // Generator: maximise the updated discriminator's score of the same fakes. The
+        // discriminator's parameters are constants here: only the input gradient flows back
+        // through it, and no weight gradient is computed for it.
+        let g_loss = self.d.clone().no_grad().forward(fake, y).mean().neg();
         let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
         self.g = self.opt_g.step(self.config.lr_g, self.g.clone(), grads);
 

@@ -1,11 +1,12 @@
 //! The custom convolution operation against Burn's own operations on small shapes: forward
-//! values and the gradients of input, weight and bias agree within 1e-4 (relative to the
-//! largest magnitude), on burn-flex with autodiff.
+//! values and the gradients of input, weight and bias, with and without the fused output
+//! activation, agree within 1e-4 (relative to the largest magnitude), on burn-flex with
+//! autodiff.
 #![cfg(feature = "flex")]
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use host_trainer::fused::{self, ConvSpec};
+use host_trainer::fused::{self, Act, ConvSpec};
 
 /// Largest absolute difference relative to the largest magnitude of `want`.
 fn rel_err(got: Tensor<1>, want: Tensor<1>) -> f32 {
@@ -93,6 +94,7 @@ fn generator_upsample_block() {
         stride: 1,
         pad: 1,
         up: 2,
+        act: Act::Identity,
     };
     check(5, 4, 7, 6, spec, false);
 }
@@ -104,8 +106,20 @@ fn generator_output_conv_with_bias() {
         stride: 1,
         pad: 1,
         up: 1,
+        act: Act::Identity,
     };
     check(3, 8, 12, 1, spec, true);
+    check(
+        3,
+        8,
+        12,
+        1,
+        ConvSpec {
+            act: Act::Tanh,
+            ..spec
+        },
+        true,
+    );
 }
 
 #[test]
@@ -115,6 +129,7 @@ fn discriminator_downsamplers() {
         stride: 2,
         pad: 1,
         up: 1,
+        act: Act::LeakyRelu(0.2),
     };
     check(6, 1, 28, 5, spec, true);
     check(4, 5, 14, 7, spec, true);
@@ -127,6 +142,7 @@ fn batch_larger_than_one_unfold_group() {
         stride: 1,
         pad: 1,
         up: 2,
+        act: Act::Identity,
     };
     check(80, 2, 7, 3, spec, false);
 }
