@@ -65,11 +65,6 @@ impl ConvGeometry {
     pub fn weight_len(&self) -> usize {
         self.out_ch * self.rows()
     }
-    /// Images unfolded together: enough columns for an efficient product, few enough to stay
-    /// in cache.
-    fn group(&self) -> usize {
-        (2048 / self.positions()).clamp(1, 64)
-    }
     /// Every size is non-zero and the kernel fits the padded input.
     fn check(&self) {
         assert!(
@@ -249,28 +244,152 @@ fn unpad_add(geo: &ConvGeometry, buf: &[f32], img: &mut [f32]) {
     }
 }
 
-/// Unfolds images `[g, in_ch, in_h, in_w]` into `col: [K, g * N]` (image j in columns
-/// `j*N .. (j+1)*N`); `buf` holds one padded image and must have zero borders.
-fn im2col(geo: &ConvGeometry, x: &[f32], g: usize, col: &mut [f32], buf: &mut [f32]) {
-    let (oh, ow, n) = (geo.out_h(), geo.out_w(), geo.positions());
+/// One convolution over the padded input plane that produces part of the output: a `k x k`
+/// window at `stride`, for `oh x ow` positions whose windows start at padded coordinates
+/// `(y0 + oy * stride, x0 + ox * stride)`; position `(oy, ox)` is output pixel
+/// `(oy * step + y0, ox * step + x0)`.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    k: usize,
+    stride: usize,
+    y0: usize,
+    x0: usize,
+    oh: usize,
+    ow: usize,
+    step: usize,
+}
+
+impl Part {
+    fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// How a convolution is computed: as one part (the convolution itself), or, for "nearest 2x
+/// upsample + 3x3 convolution with padding 1", as four 2x2 convolutions of the input at its own
+/// resolution, one per output phase `(oy % 2, ox % 2)`, whose weights are sums of the 3x3
+/// taps that read the same input pixel. The phase form does 4/9 of the multiplications and
+/// unfolds 4/9 of the values; its sums are ordered differently, so results agree with the
+/// direct form to rounding.
+struct Plan {
+    /// Geometry of the padded input plane the parts read.
+    padded: ConvGeometry,
+    parts: Vec<Part>,
+    /// Weights of each part, `[out_ch, in_ch * k * k]`.
+    weights: Vec<Vec<f32>>,
+}
+
+/// Row (or column) of the 2x2 phase kernel that 3x3 tap `t` falls on, in phase `phase`: the
+/// upsampled row `2i + phase - 1 + t` is input row `i - 1 + phase + tap`.
+fn phase_tap(phase: usize, t: usize) -> usize {
+    (phase + t + 1) / 2 - phase
+}
+
+impl Plan {
+    fn new(geo: &ConvGeometry, w: &[f32]) -> Self {
+        if !(geo.up == 2 && geo.k == 3 && geo.pad == 1 && geo.stride == 1) {
+            let part = Part {
+                k: geo.k,
+                stride: geo.stride,
+                y0: 0,
+                x0: 0,
+                oh: geo.out_h(),
+                ow: geo.out_w(),
+                step: 1,
+            };
+            return Self {
+                padded: *geo,
+                parts: vec![part],
+                weights: vec![w.to_vec()],
+            };
+        }
+        let padded = ConvGeometry { up: 1, ..*geo };
+        let (mut parts, mut weights) = (Vec::new(), Vec::new());
+        for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            parts.push(Part {
+                k: 2,
+                stride: 1,
+                y0: a,
+                x0: b,
+                oh: geo.in_h,
+                ow: geo.in_w,
+                step: 2,
+            });
+            let mut pw = vec![0f32; geo.out_ch * geo.in_ch * 4];
+            for (oc, taps) in w.chunks_exact(9).enumerate() {
+                for (t, &v) in taps.iter().enumerate() {
+                    let (ty, tx) = (phase_tap(a, t / 3), phase_tap(b, t % 3));
+                    pw[oc * 4 + ty * 2 + tx] += v;
+                }
+            }
+            weights.push(pw);
+        }
+        Self {
+            padded,
+            parts,
+            weights,
+        }
+    }
+
+    /// Whether the plan is the convolution itself (its output needs no reordering).
+    fn is_direct(&self) -> bool {
+        self.parts.len() == 1
+    }
+
+    /// Rows of a part's unfolded input.
+    fn rows(&self, part: &Part) -> usize {
+        self.padded.in_ch * part.k * part.k
+    }
+
+    /// Images unfolded together: enough columns for an efficient product, few enough to stay
+    /// in cache.
+    fn group(&self) -> usize {
+        (2048 / self.parts[0].positions()).clamp(1, 64)
+    }
+
+    /// The weight gradient of the convolution from those of the parts.
+    fn fold_weight_grads(&self, geo: &ConvGeometry, parts: Vec<Vec<f32>>) -> Vec<f32> {
+        if self.is_direct() {
+            return parts.into_iter().next().expect("one part");
+        }
+        let mut dw = vec![0f32; geo.weight_len()];
+        for (part, dp) in self.parts.iter().zip(&parts) {
+            for (oc, taps) in dw.chunks_exact_mut(9).enumerate() {
+                for (t, d) in taps.iter_mut().enumerate() {
+                    let (ty, tx) = (phase_tap(part.y0, t / 3), phase_tap(part.x0, t % 3));
+                    *d += dp[oc * 4 + ty * 2 + tx];
+                }
+            }
+        }
+        dw
+    }
+}
+
+/// Unfolds images `[g, in_ch, in_h, in_w]` for every part: `cols[p]` becomes `[K_p, g * N_p]`
+/// (image j in columns `j*N_p .. (j+1)*N_p`); `buf` holds one padded image and must have
+/// zero borders.
+fn im2col(plan: &Plan, x: &[f32], g: usize, cols: &mut [Vec<f32>], buf: &mut [f32]) {
+    let geo = &plan.padded;
     let (ph, pw) = padded_dims(geo);
-    let (k, s) = (geo.k, geo.stride);
-    let width = g * n;
     for j in 0..g {
         pad_image(geo, &x[j * geo.in_len()..(j + 1) * geo.in_len()], buf);
-        for c in 0..geo.in_ch {
-            let plane = &buf[c * ph * pw..][..ph * pw];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let r = (c * k + ky) * k + kx;
-                    let dst = &mut col[r * width + j * n..][..n];
-                    for (oy, out_row) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
-                        let src = &plane[(oy * s + ky) * pw + kx..];
-                        if s == 1 {
-                            out_row.copy_from_slice(&src[..ow]);
-                        } else {
-                            for (d, &v) in out_row.iter_mut().zip(src.iter().step_by(s)) {
-                                *d = v;
+        for (part, col) in plan.parts.iter().zip(cols.iter_mut()) {
+            let (k, s, n) = (part.k, part.stride, part.positions());
+            let width = g * n;
+            for c in 0..geo.in_ch {
+                let plane = &buf[c * ph * pw..][..ph * pw];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let r = (c * k + ky) * k + kx;
+                        let dst = &mut col[r * width + j * n..][..n];
+                        for (oy, out_row) in dst.chunks_exact_mut(part.ow).enumerate() {
+                            let src = &plane[(part.y0 + oy * s + ky) * pw + part.x0 + kx..];
+                            if s == 1 {
+                                out_row.copy_from_slice(&src[..part.ow]);
+                            } else {
+                                for (d, &v) in out_row.iter_mut().zip(src.iter().step_by(s)) {
+                                    *d = v;
+                                }
                             }
                         }
                     }
@@ -280,28 +399,33 @@ fn im2col(geo: &ConvGeometry, x: &[f32], g: usize, col: &mut [f32], buf: &mut [f
     }
 }
 
-/// Folds `col: [K, g * N]` back onto images `dx: [g, in_ch, in_h, in_w]`, adding (the adjoint
-/// of [`im2col`]); `buf` is scratch for one padded image.
-fn col2im(geo: &ConvGeometry, col: &[f32], g: usize, dx: &mut [f32], buf: &mut [f32]) {
-    let (oh, ow, n) = (geo.out_h(), geo.out_w(), geo.positions());
+/// Folds every part's `cols[p]: [K_p, g * N_p]` back onto images `dx: [g, in_ch, in_h,
+/// in_w]`, adding (the adjoint of [`im2col`]); `buf` is scratch for one padded image.
+fn col2im(plan: &Plan, cols: &[Vec<f32>], g: usize, dx: &mut [f32], buf: &mut [f32]) {
+    let geo = &plan.padded;
     let (ph, pw) = padded_dims(geo);
-    let (k, s) = (geo.k, geo.stride);
-    let width = g * n;
     for j in 0..g {
         buf.fill(0.0);
-        for c in 0..geo.in_ch {
-            let plane = &mut buf[c * ph * pw..][..ph * pw];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let r = (c * k + ky) * k + kx;
-                    let src = &col[r * width + j * n..][..n];
-                    for (oy, in_row) in src.chunks_exact(ow).enumerate().take(oh) {
-                        let dst = &mut plane[(oy * s + ky) * pw + kx..];
-                        if s == 1 {
-                            dst[..ow].iter_mut().zip(in_row).for_each(|(d, v)| *d += v);
-                        } else {
-                            for (d, &v) in dst.iter_mut().step_by(s).zip(in_row) {
-                                *d += v;
+        for (part, col) in plan.parts.iter().zip(cols) {
+            let (k, s, n) = (part.k, part.stride, part.positions());
+            let width = g * n;
+            for c in 0..geo.in_ch {
+                let plane = &mut buf[c * ph * pw..][..ph * pw];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let r = (c * k + ky) * k + kx;
+                        let src = &col[r * width + j * n..][..n];
+                        for (oy, in_row) in src.chunks_exact(part.ow).enumerate() {
+                            let dst = &mut plane[(part.y0 + oy * s + ky) * pw + part.x0 + kx..];
+                            if s == 1 {
+                                dst[..part.ow]
+                                    .iter_mut()
+                                    .zip(in_row)
+                                    .for_each(|(d, v)| *d += v);
+                            } else {
+                                for (d, &v) in dst.iter_mut().step_by(s).zip(in_row) {
+                                    *d += v;
+                                }
                             }
                         }
                     }
@@ -344,6 +468,15 @@ fn split_by_ranges<'a>(
         .collect()
 }
 
+/// Zeroed scratch for each part's unfolded group, `[K_p, group * N_p]`.
+fn part_buffers(plan: &Plan, rows: impl Fn(&Part) -> usize) -> Vec<Vec<f32>> {
+    let group = plan.group();
+    plan.parts
+        .iter()
+        .map(|p| vec![0f32; rows(p) * group * p.positions()])
+        .collect()
+}
+
 /// Forward: `y = act(conv(up(x), w) + bias)`, `x: [batch, in_ch, in_h, in_w]`, `w: [out_ch,
 /// in_ch, k, k]`, `bias: [out_ch]` (or none) -> `[batch, out_ch, out_h, out_w]`.
 pub fn forward(
@@ -356,41 +489,48 @@ pub fn forward(
     geo.check();
     assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
     assert_eq!(w.len(), geo.weight_len(), "weight size");
-    let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
+    let plan = Plan::new(geo, w);
+    let (ow_full, n_full, group) = (geo.out_w(), geo.positions(), plan.group());
     let mut y = vec![0f32; geo.batch * geo.out_len()];
     let ranges = ranges(geo.batch);
     let chunks = split_by_ranges(&mut y, &ranges, geo.out_len());
     let firsts = ranges.iter().map(|&(a, _)| a).collect::<Vec<_>>();
     firsts.into_par_iter().zip(chunks).for_each(|(first, out)| {
         let images = out.len() / geo.out_len();
-        let mut col = vec![0f32; kk * group * n];
-        let mut prod = vec![0f32; geo.out_ch * group * n];
-        let (ph, pw) = padded_dims(geo);
+        let mut cols = part_buffers(&plan, |p| plan.rows(p));
+        let mut prod = part_buffers(&plan, |_| geo.out_ch).swap_remove(0);
+        let (ph, pw) = padded_dims(&plan.padded);
         let mut buf = vec![0f32; geo.in_ch * ph * pw];
         let mut i = 0;
         while i < images {
             let g = group.min(images - i);
             let xs = &x[(first + i) * geo.in_len()..(first + i + g) * geo.in_len()];
-            im2col(geo, xs, g, &mut col, &mut buf);
-            matmul(
-                geo.out_ch,
-                g * n,
-                kk,
-                w,
-                false,
-                &col,
-                false,
-                &mut prod,
-                false,
-            );
-            for j in 0..g {
-                for o in 0..geo.out_ch {
-                    let dst = &mut out[(i + j) * geo.out_len() + o * n..][..n];
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    let src = &prod[o * g * n + j * n..][..n];
-                    dst.iter_mut()
-                        .zip(src)
-                        .for_each(|(d, &v)| *d = act.apply(v + b));
+            im2col(&plan, xs, g, &mut cols, &mut buf);
+            for ((part, pw), col) in plan.parts.iter().zip(&plan.weights).zip(&cols) {
+                let n = part.positions();
+                let kk = plan.rows(part);
+                matmul(
+                    geo.out_ch,
+                    g * n,
+                    kk,
+                    pw,
+                    false,
+                    col,
+                    false,
+                    &mut prod,
+                    false,
+                );
+                for j in 0..g {
+                    for o in 0..geo.out_ch {
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        let src = &prod[o * g * n + j * n..][..n];
+                        let plane = &mut out[(i + j) * geo.out_len() + o * n_full..][..n_full];
+                        for (oy, row) in src.chunks_exact(part.ow).enumerate() {
+                            let at = (oy * part.step + part.y0) * ow_full + part.x0;
+                            let dst = plane[at..].iter_mut().step_by(part.step);
+                            dst.zip(row).for_each(|(d, &v)| *d = act.apply(v + b));
+                        }
+                    }
                 }
             }
             i += g;
@@ -416,12 +556,14 @@ pub struct BackwardInputs<'a> {
     pub dy: &'a [f32],
 }
 
-/// Gradients of [`forward`]: `(dx, dw, dbias)`; `dx` only when `want_dx`.
+/// Gradients of [`forward`]: `(dx, dw, dbias)`; `dx` only when `want_dx`, `dw` and `dbias`
+/// only when `want_dw` (the unfold of the input is needed for those alone).
 pub fn backward(
     geo: &ConvGeometry,
     inputs: BackwardInputs<'_>,
     want_dx: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    want_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
     let BackwardInputs { x, w, y, act, dy } = inputs;
     geo.check();
     assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
@@ -430,7 +572,8 @@ pub fn backward(
     if act != Act::Identity {
         assert_eq!(y.len(), dy.len(), "output size");
     }
-    let (n, kk, group) = (geo.positions(), geo.rows(), geo.group());
+    let plan = Plan::new(geo, w);
+    let (ow_full, n_full, group) = (geo.out_w(), geo.positions(), plan.group());
     let mut dx = want_dx.then(|| vec![0f32; geo.batch * geo.in_len()]);
     let ranges = ranges(geo.batch);
     let dx_chunks: Vec<Option<&mut [f32]>> = match dx.as_mut() {
@@ -440,15 +583,16 @@ pub fn backward(
             .collect(),
         None => ranges.iter().map(|_| None).collect(),
     };
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
+    let partials: Vec<(Vec<Vec<f32>>, Vec<f32>)> = ranges
         .par_iter()
         .zip(dx_chunks.into_par_iter())
         .map(|(&(first, end), mut dx_part)| {
-            let mut dw = vec![0f32; geo.weight_len()];
+            let mut dws: Vec<Vec<f32>> = plan.weights.iter().map(|w| vec![0f32; w.len()]).collect();
             let mut db = vec![0f32; geo.out_ch];
-            let mut col = vec![0f32; kk * group * n];
-            let mut dprod = vec![0f32; geo.out_ch * group * n];
-            let (ph, pw) = padded_dims(geo);
+            let mut cols = part_buffers(&plan, |p| plan.rows(p));
+            let mut dprod = vec![0f32; geo.out_ch * group * n_full];
+            let mut dpart = part_buffers(&plan, |_| geo.out_ch).swap_remove(0);
+            let (ph, pw) = padded_dims(&plan.padded);
             let mut buf = vec![0f32; geo.in_ch * ph * pw];
             let mut dbuf = vec![0f32; geo.in_ch * ph * pw];
             let mut i = first;
@@ -457,67 +601,95 @@ pub fn backward(
                 // Gradient of the pre-activation output of the group, as [out_ch, g * N].
                 for j in 0..g {
                     for o in 0..geo.out_ch {
-                        let at = (i + j) * geo.out_len() + o * n;
-                        let dst = &mut dprod[o * g * n + j * n..][..n];
+                        let at = (i + j) * geo.out_len() + o * n_full;
+                        let dst = &mut dprod[o * g * n_full + j * n_full..][..n_full];
                         if act == Act::Identity {
-                            dst.copy_from_slice(&dy[at..at + n]);
+                            dst.copy_from_slice(&dy[at..at + n_full]);
                         } else {
                             dst.iter_mut()
-                                .zip(&dy[at..at + n])
-                                .zip(&y[at..at + n])
+                                .zip(&dy[at..at + n_full])
+                                .zip(&y[at..at + n_full])
                                 .for_each(|((d, &dv), &yv)| *d = act.grad(yv, dv));
                         }
                         db[o] += dst.iter().sum::<f32>();
                     }
                 }
-                let xs = &x[i * geo.in_len()..(i + g) * geo.in_len()];
-                im2col(geo, xs, g, &mut col, &mut buf);
-                // dW += dY [out_ch, gN] * col^T [gN, K]
-                matmul(
-                    geo.out_ch,
-                    kk,
-                    g * n,
-                    &dprod,
-                    false,
-                    &col,
-                    true,
-                    &mut dw,
-                    true,
-                );
+                if want_dw {
+                    let xs = &x[i * geo.in_len()..(i + g) * geo.in_len()];
+                    im2col(&plan, xs, g, &mut cols, &mut buf);
+                }
+                for (p, part) in plan.parts.iter().enumerate() {
+                    let (n, kk) = (part.positions(), plan.rows(part));
+                    // This part's output gradient, [out_ch, g * N_p].
+                    let dp: &[f32] = if plan.is_direct() {
+                        &dprod
+                    } else {
+                        for o in 0..geo.out_ch {
+                            for j in 0..g {
+                                let src = &dprod[o * g * n_full + j * n_full..][..n_full];
+                                let dst = &mut dpart[o * g * n + j * n..][..n];
+                                for (oy, row) in dst.chunks_exact_mut(part.ow).enumerate() {
+                                    let at = (oy * part.step + part.y0) * ow_full + part.x0;
+                                    let s = src[at..].iter().step_by(part.step);
+                                    row.iter_mut().zip(s).for_each(|(d, &v)| *d = v);
+                                }
+                            }
+                        }
+                        &dpart
+                    };
+                    if want_dw {
+                        // dW_p += dY_p [out_ch, gN_p] * col_p^T [gN_p, K_p]
+                        let col = &cols[p];
+                        matmul(
+                            geo.out_ch,
+                            kk,
+                            g * n,
+                            dp,
+                            false,
+                            col,
+                            true,
+                            &mut dws[p],
+                            true,
+                        );
+                    }
+                    if dx_part.is_some() {
+                        // dcol_p [K_p, gN_p] = W_p^T [K_p, out_ch] * dY_p [out_ch, gN_p]
+                        let wp = &plan.weights[p];
+                        matmul(
+                            kk,
+                            g * n,
+                            geo.out_ch,
+                            wp,
+                            true,
+                            dp,
+                            false,
+                            &mut cols[p],
+                            false,
+                        );
+                    }
+                }
                 if let Some(dx_part) = dx_part.as_deref_mut() {
-                    // dcol [K, gN] = W^T [K, out_ch] * dY [out_ch, gN]
-                    matmul(
-                        kk,
-                        g * n,
-                        geo.out_ch,
-                        w,
-                        true,
-                        &dprod,
-                        false,
-                        &mut col,
-                        false,
-                    );
                     let off = (i - first) * geo.in_len();
-                    col2im(
-                        geo,
-                        &col,
-                        g,
-                        &mut dx_part[off..off + g * geo.in_len()],
-                        &mut dbuf,
-                    );
+                    let dst = &mut dx_part[off..off + g * geo.in_len()];
+                    col2im(&plan, &cols, g, dst, &mut dbuf);
                 }
                 i += g;
             }
-            (dw, db)
+            (dws, db)
         })
         .collect();
-    let mut dw = vec![0f32; geo.weight_len()];
+    if !want_dw {
+        return (dx, None, None);
+    }
+    let mut dws: Vec<Vec<f32>> = plan.weights.iter().map(|w| vec![0f32; w.len()]).collect();
     let mut db = vec![0f32; geo.out_ch];
-    for (pw, pb) in partials {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+    for (pws, pb) in partials {
+        for (acc, pw) in dws.iter_mut().zip(&pws) {
+            acc.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        }
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
     }
-    (dx, dw, db)
+    (dx, Some(plan.fold_weight_grads(geo, dws)), Some(db))
 }
 
 #[cfg(test)]
@@ -618,8 +790,8 @@ mod tests {
                 act: Act::Identity,
                 dy: &dy,
             };
-            let (dx, dw, db) = backward(&geo, inputs, true);
-            let dx = dx.unwrap();
+            let (dx, dw, db) = backward(&geo, inputs, true, true);
+            let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
                 forward(&geo, x, w, Some(b), Act::Identity)
                     .iter()

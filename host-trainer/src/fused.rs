@@ -161,20 +161,21 @@ mod flex {
                 act: spec.act,
                 dy: values(&dy),
             };
-            let (dx, dw, db) = conv_kernel::backward(&geo, inputs, node_x.is_some());
+            let want_dw = node_w.is_some() || node_b.is_some();
+            let (dx, dw, db) = conv_kernel::backward(&geo, inputs, node_x.is_some(), want_dw);
             if let (Some(node), Some(dx)) = (node_x, dx) {
                 grads.register::<Flex>(
                     node.id,
                     flex_tensor(dx, vec![geo.batch, geo.in_ch, geo.in_h, geo.in_w]),
                 );
             }
-            if let Some(node) = node_w {
+            if let (Some(node), Some(dw)) = (node_w, dw) {
                 grads.register::<Flex>(
                     node.id,
                     flex_tensor(dw, vec![geo.out_ch, geo.in_ch, geo.k, geo.k]),
                 );
             }
-            if let Some(node) = node_b {
+            if let (Some(node), Some(db)) = (node_b, db) {
                 grads.register::<Flex>(node.id, flex_tensor(db, vec![geo.out_ch]));
             }
         }

@@ -34,6 +34,20 @@ fn flat<const D: usize>(t: Tensor<D>) -> Tensor<1> {
     t.reshape([n])
 }
 
+/// A loss whose output gradient differs everywhere: `sum(y * r)` with a fixed `r`.
+fn loss(y: &Tensor<4>) -> Tensor<1> {
+    let r = Tensor::<4>::from_data(
+        TensorData::new(
+            (0..y.shape().num_elements())
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect::<Vec<_>>(),
+            y.dims(),
+        ),
+        &y.device(),
+    );
+    (y.clone() * r).sum()
+}
+
 fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, bias: bool) {
     let device = Device::flex().autodiff();
     // Otherwise both paths below would be Burn's own and the comparison empty.
@@ -60,17 +74,7 @@ fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, b
         } else {
             fused::reference(x.clone(), w.clone(), b.clone(), spec)
         };
-        // A loss whose output gradient differs everywhere: sum(y * r) with a fixed r.
-        let r = Tensor::<4>::from_data(
-            TensorData::new(
-                (0..y.shape().num_elements())
-                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-                    .collect::<Vec<_>>(),
-                y.dims(),
-            ),
-            &device,
-        );
-        let grads = (y.clone() * r).sum().backward();
+        let grads = loss(&y).backward();
         let gx = x.grad(&grads).expect("input gradient");
         let gw = w.grad(&grads).expect("weight gradient");
         let gb = bias.then(|| b.grad(&grads).expect("bias gradient"));
@@ -145,4 +149,38 @@ fn batch_larger_than_one_unfold_group() {
         act: Act::Identity,
     };
     check(80, 2, 7, 3, spec, false);
+}
+
+/// The discriminator in the generator step: weights and bias are constants, so only the input
+/// gradient is computed (the kernel skips the unfold and the weight product).
+#[test]
+fn input_gradient_alone_when_the_weights_are_constants() {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let u = Distribution::Uniform(-1.0, 1.0);
+    let spec = ConvSpec {
+        k: 4,
+        stride: 2,
+        pad: 1,
+        up: 1,
+        act: Act::LeakyRelu(0.2),
+    };
+    let x0 = Tensor::<4>::random([5, 3, 14, 14], u, &device);
+    let w = Tensor::<4>::random([6, 3, 4, 4], u, &device).detach();
+    let b = Tensor::<1>::random([6], u, &device).detach();
+    let gx = |fused_path: bool| {
+        let x = x0.clone().detach().require_grad();
+        let y = if fused_path {
+            fused::conv(x.clone(), w.clone(), b.clone(), spec)
+        } else {
+            fused::reference(x.clone(), w.clone(), b.clone(), spec)
+        };
+        let grads = loss(&y).backward();
+        assert!(
+            w.grad(&grads).is_none(),
+            "no weight gradient for a constant"
+        );
+        flat(x.grad(&grads).expect("input gradient"))
+    };
+    assert!(rel_err(gx(true), gx(false)) < 1e-4);
 }
