@@ -17,6 +17,7 @@ use crate::fsutil::write_atomic;
 use crate::model::{Classifier, FEATURES};
 use crate::rng::Rng;
 use crate::tensor::{image_batch, label_tensor, load_module, record_bytes, to_vec_f32};
+use crate::two_sample::{TwoSample, TwoSampleConfig, two_sample_test};
 
 /// Where the committed classifier weights live.
 pub fn default_classifier_path() -> PathBuf {
@@ -228,6 +229,9 @@ pub struct Metrics {
     pub diversity_per_class: [f64; NUM_CLASSES],
     /// Mean intra-class diversity relative to the real test set's (1.0 = as diverse).
     pub diversity_ratio: f64,
+    /// Classifier two-sample test against real test digits with the same digit counts (0.5:
+    /// indistinguishable; see [`crate::two_sample`]); none for the real test set itself.
+    pub two_sample: Option<TwoSample>,
 }
 
 impl Metrics {
@@ -244,7 +248,7 @@ impl Metrics {
     /// A short human-readable table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{} ({} images): accuracy {:.2}%, worst digit {} {:.2}%, FID {:.3}, diversity {:.3} ({:.2}x real)\n  per digit:",
+            "{} ({} images): accuracy {:.2}%, worst digit {} {:.2}%, FID {:.3}, diversity {:.3} ({:.2}x real)",
             self.name,
             self.images,
             self.accuracy * 100.0,
@@ -254,6 +258,13 @@ impl Metrics {
             self.diversity_per_class.iter().sum::<f64>() / NUM_CLASSES as f64,
             self.diversity_ratio,
         );
+        if let Some(t) = &self.two_sample {
+            s.push_str(&format!(
+                ", two-sample {:.3} (real {:.3}, generated {:.3})",
+                t.accuracy, t.accuracy_real, t.accuracy_generated
+            ));
+        }
+        s.push_str("\n  per digit:");
         for a in self.accuracy_per_class {
             s.push_str(&format!(" {:.1}", a * 100.0));
         }
@@ -265,6 +276,8 @@ impl Metrics {
 #[derive(Debug)]
 pub struct Reference {
     classifier: Classifier,
+    /// The real test digits, for the two-sample test.
+    test: Mnist,
     features: Vec<f32>,
     diversity: [f64; NUM_CLASSES],
     /// Scores of the real test set itself (FID against 10k training images).
@@ -279,19 +292,34 @@ impl Reference {
         let sub = train.take(10_000);
         let mut reference = Self {
             classifier,
+            test: test.take(test.len()),
             features,
             diversity,
             floor: empty_metrics(),
         };
-        let mut floor = reference.score("real MNIST test set", &test.images, &test.labels);
+        let mut floor = reference.figures("real MNIST test set", &test.images, &test.labels);
         let (_, train_feats) = classify(&reference.classifier, &sub.images);
         floor.fid = frechet_distance(&train_feats, &reference.features, FEATURES);
         reference.floor = floor;
         reference
     }
 
-    /// Scores labelled images (`labels[i]` = the digit that was asked for).
-    pub fn score(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
+    /// Scores labelled generated images (`labels[i]` = the digit that was asked for), the
+    /// two-sample test included.
+    pub fn score(&self, name: &str, images: &[u8], labels: &[u8]) -> anyhow::Result<Metrics> {
+        let mut m = self.figures(name, images, labels);
+        let (real, generated) = matched_by_digit(&self.test, images, labels);
+        let device = self.classifier.device();
+        let config = TwoSampleConfig::new();
+        m.two_sample = Some(
+            two_sample_test(&real, &generated, &config, &device)
+                .with_context(|| format!("two-sample test of {name}"))?,
+        );
+        Ok(m)
+    }
+
+    /// Every figure but the two-sample test.
+    fn figures(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
         let (pred, feats) = classify(&self.classifier, images);
         let mut right = [0usize; NUM_CLASSES];
         let mut total = [0usize; NUM_CLASSES];
@@ -310,8 +338,29 @@ impl Reference {
             fid: frechet_distance(&feats, &self.features, FEATURES),
             diversity_per_class,
             diversity_ratio: ratio,
+            two_sample: None,
         }
     }
+}
+
+/// Real test digits and generated digits with the same count of each digit: for each digit,
+/// the first `k` of each kind, `k` the smaller of the two counts. A two-sample test on these
+/// cannot tell the sets apart by how often each digit occurs.
+pub fn matched_by_digit(test: &Mnist, images: &[u8], labels: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let of_digit = |labels: &[u8], d: usize| -> Vec<usize> {
+        (0..labels.len())
+            .filter(|&i| labels[i] as usize == d)
+            .collect()
+    };
+    let (mut real, mut generated) = (Vec::new(), Vec::new());
+    for d in 0..NUM_CLASSES {
+        let (r, g) = (of_digit(&test.labels, d), of_digit(labels, d));
+        for (&i, &j) in r.iter().zip(&g) {
+            real.extend_from_slice(&test.images[i * IMAGE_PIXELS..][..IMAGE_PIXELS]);
+            generated.extend_from_slice(&images[j * IMAGE_PIXELS..][..IMAGE_PIXELS]);
+        }
+    }
+    (real, generated)
 }
 
 fn empty_metrics() -> Metrics {
@@ -323,6 +372,7 @@ fn empty_metrics() -> Metrics {
         fid: 0.0,
         diversity_per_class: [0.0; NUM_CLASSES],
         diversity_ratio: 0.0,
+        two_sample: None,
     }
 }
 

@@ -6,7 +6,8 @@
 //! Burn networks); [`checkpoint`] (run folder, weight files, checkpoint container);
 //! [`infer`] (float and int8 generation); [`trainer`] (`Trainer::step`, the per-batch
 //! computation); [`report`] (PNG, CSV, plots); [`train`] (the training loop);
-//! [`quantize`] (fold and export); [`eval`] (classifier and metrics); [`bench`](mod@bench).
+//! [`quantize`] (fold and export); [`two_sample`] (the real-vs-generated classifier test);
+//! [`eval`] (classifier and metrics); [`bench`](mod@bench).
 
 pub mod backend;
 pub mod bench;

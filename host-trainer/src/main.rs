@@ -378,11 +378,11 @@ fn evaluate_and_export(
     let reference = Reference::new(classifier, train_set, test_set);
     let (labels, seeds) = eval_labels(per_class, 0);
     let float_images = generate_float(&trainer.ema, &labels, &seeds);
-    let float = reference.score("float EMA generator", &float_images, &labels);
+    let float = reference.score("float EMA generator", &float_images, &labels)?;
 
     let bytes = quantize::export(&trainer.ema, &Calibration::DEFAULT, &run_dir.model())?;
     let int8_images = generate_int8(&bytes, &labels, &seeds)?;
-    let int8 = reference.score("int8 generator-core", &int8_images, &labels);
+    let int8 = reference.score("int8 generator-core", &int8_images, &labels)?;
     let mae = mean_abs_diff(&float_images, &int8_images);
     let (grid_labels, grid_seeds) = report::grid_inputs();
     report::write_grid(
@@ -505,7 +505,7 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     );
     let (labels, seeds) = eval_labels(a.per_class, 0);
     let images = generate_any(&file, &labels, &seeds)?;
-    let m: Metrics = reference.score(&a.model.display().to_string(), &images, &labels);
+    let m: Metrics = reference.score(&a.model.display().to_string(), &images, &labels)?;
     println!("{}", reference.floor.table());
     println!("{}", m.table());
     if let Some(j) = a.json {

@@ -225,6 +225,11 @@ impl Classifier {
         }
     }
 
+    /// The device the classifier's weights live on.
+    pub fn device(&self) -> Device {
+        self.fc2.weight.device()
+    }
+
     /// `x`: `[b, 1, 28, 28]` in [-1, 1] -> penultimate features `[b, 128]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(relu(self.conv1.forward(x))); // [b, 32, 14, 14]
