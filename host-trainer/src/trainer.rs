@@ -208,6 +208,14 @@ impl Trainer {
     }
 
     /// Writes models, optimisers and progress to `path` in one atomic file.
+    ///
+    /// The generator is recorded through [`Module::valid`]: Burn's `BatchNorm` keeps the
+    /// running mean and variance of the last training forward pass as a pending update
+    /// (`RunningState`), which a record of the training module does not see (it reads the
+    /// value one step behind), while `valid` applies it first. Recording the training module
+    /// made a resumed run start from running statistics one step old, which reached the EMA
+    /// generator and the exported model. The trainable parameters keep their `ParamId`s
+    /// through `valid` and the load, so the optimiser state finds them again.
     pub fn save_checkpoint(&self, path: &Path) -> anyhow::Result<()> {
         let state = serde_json::to_vec(&self.state)?;
         let og = self
@@ -220,7 +228,7 @@ impl Trainer {
             .context("encoding the D optimiser")?;
         let blobs: [&[u8]; CHECKPOINT_BLOBS] = [
             &state,
-            &record_bytes(&self.g)?,
+            &record_bytes(&self.g.valid())?,
             &record_bytes(&self.d)?,
             &record_bytes(&self.ema)?,
             &og,
