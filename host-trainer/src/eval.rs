@@ -406,6 +406,51 @@ mod tests {
     fn diversity_is_zero_for_copies() {
         let img = vec![7u8; IMAGE_PIXELS * 3];
         let d = diversity(&img, &[1, 1, 1], 10);
-        assert_eq!(d[1], 0.0);
+        assert_eq!(d, [0.0; NUM_CLASSES]);
+    }
+
+    /// An image whose pixel `i` is `f(i)`.
+    fn image(f: impl Fn(usize) -> u8) -> Vec<u8> {
+        (0..IMAGE_PIXELS).map(f).collect()
+    }
+
+    #[test]
+    fn diversity_is_the_mean_pairwise_distance_within_each_class() {
+        // Digit 3: a black image, one with 4 white pixels, one with 9 other white pixels
+        // (distances 2, 3 and sqrt(4 + 9) with pixels in [0, 1]), then an all-white one.
+        let black = image(|_| 0);
+        let four = image(|i| if i < 4 { 255 } else { 0 });
+        let nine = image(|i| if (4..13).contains(&i) { 255 } else { 0 });
+        let white = image(|_| 255);
+        // Digit 7: two images 51/255 = 0.2 apart in 25 pixels: distance sqrt(25 * 0.04) = 1.
+        let grey = image(|_| 100);
+        let lighter = image(|i| if i < 25 { 151 } else { 100 });
+        // Digit 5 has one image (no pair), the other digits none.
+        let images = [&black[..], &grey, &four, &white, &lighter, &nine, &white].concat();
+        let labels = [3, 7, 3, 5, 7, 3, 3];
+
+        let close = |got: f64, want: f64| (got - want).abs() < 1e-12;
+        let check = |per_class: usize, want3: f64| {
+            let d = diversity(&images, &labels, per_class);
+            assert!(
+                close(d[3], want3),
+                "per_class {per_class}: {} vs {want3}",
+                d[3]
+            );
+            assert!(close(d[7], 1.0), "per_class {per_class}: {}", d[7]);
+            for c in [0, 1, 2, 4, 5, 6, 8, 9] {
+                assert_eq!(d[c], 0.0, "per_class {per_class}, digit {c}");
+            }
+        };
+        let s13 = 13f64.sqrt();
+        // The first `per_class` images of each class, in order, count.
+        check(2, 2.0);
+        check(3, (2.0 + 3.0 + s13) / 3.0);
+        // All four: the white image is sqrt(784), sqrt(780) and sqrt(775) from the others.
+        let all = (2.0 + 3.0 + s13 + 28.0 + 780f64.sqrt() + 775f64.sqrt()) / 6.0;
+        check(4, all);
+        check(100, all);
+        // One image per class: no pairs.
+        assert_eq!(diversity(&images, &labels, 1), [0.0; NUM_CLASSES]);
     }
 }

@@ -210,6 +210,14 @@ impl Trainer {
     }
 
     /// Writes models, optimisers and progress to `path` in one atomic file.
+    ///
+    /// G and D are recorded through `Module::valid`. Burn's `BatchNorm` keeps the running
+    /// mean and variance of the last training forward pass as a pending update of its
+    /// `RunningState`; a record of the training module reads the value from one step
+    /// before, `valid` applies the pending update first. (Recording G directly made a
+    /// resumed run continue from statistics one step old, which reached the EMA generator
+    /// and the int8 model.) Trainable parameters keep their `ParamId`s through `valid` and
+    /// the load, so the optimiser states, keyed by those ids, find them again.
     pub fn save_checkpoint(&self, path: &Path) -> anyhow::Result<()> {
         let state = serde_json::to_vec(&self.state)?;
         let og = self
@@ -222,8 +230,8 @@ impl Trainer {
             .context("encoding the D optimiser")?;
         let blobs: [&[u8]; CHECKPOINT_BLOBS] = [
             &state,
-            &record_bytes(&self.g)?,
-            &record_bytes(&self.d)?,
+            &record_bytes(&self.g.valid())?,
+            &record_bytes(&self.d.valid())?,
             &record_bytes(&self.ema)?,
             &og,
             &od,
