@@ -318,8 +318,8 @@ impl Reference {
         Ok(m)
     }
 
-    /// Every figure but the two-sample test.
-    fn figures(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
+    /// Every figure but the two-sample test (which trains a classifier, about half a minute).
+    pub fn figures(&self, name: &str, images: &[u8], labels: &[u8]) -> Metrics {
         let (pred, feats) = classify(&self.classifier, images);
         let mut right = [0usize; NUM_CLASSES];
         let mut total = [0usize; NUM_CLASSES];

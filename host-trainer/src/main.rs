@@ -224,8 +224,8 @@ fn load(c: &Common) -> anyhow::Result<(Mnist, Mnist)> {
     ))
 }
 
-/// Time kept back from the budget for evaluation and export.
-const RESERVE_SECONDS: f64 = 80.0;
+/// Time kept back from the budget for evaluation (the two-sample test included) and export.
+const RESERVE_SECONDS: f64 = 120.0;
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
@@ -378,7 +378,8 @@ fn evaluate_and_export(
     let reference = Reference::new(classifier, train_set, test_set);
     let (labels, seeds) = eval_labels(per_class, 0);
     let float_images = generate_float(&trainer.ema, &labels, &seeds);
-    let float = reference.score("float EMA generator", &float_images, &labels)?;
+    // The two-sample test is run on the shipped form, the int8 model, only.
+    let float = reference.figures("float EMA generator", &float_images, &labels);
 
     let bytes = quantize::export(&trainer.ema, &Calibration::DEFAULT, &run_dir.model())?;
     let int8_images = generate_int8(&bytes, &labels, &seeds)?;
