@@ -282,7 +282,7 @@ struct Plan {
 /// Row (or column) of the 2x2 phase kernel that 3x3 tap `t` falls on, in phase `phase`: the
 /// upsampled row `2i + phase - 1 + t` is input row `i - 1 + phase + tap`.
 fn phase_tap(phase: usize, t: usize) -> usize {
-    (phase + t + 1) / 2 - phase
+    (phase + t).div_ceil(2) - phase
 }
 
 impl Plan {
@@ -556,14 +556,25 @@ pub struct BackwardInputs<'a> {
     pub dy: &'a [f32],
 }
 
-/// Gradients of [`forward`]: `(dx, dw, dbias)`; `dx` only when `want_dx`, `dw` and `dbias`
-/// only when `want_dw` (the unfold of the input is needed for those alone).
+/// Gradients computed by [`backward`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grads {
+    /// Input gradient, when asked for.
+    pub dx: Option<Vec<f32>>,
+    /// Weight gradient, when asked for.
+    pub dw: Option<Vec<f32>>,
+    /// Bias gradient, with the weight gradient.
+    pub db: Option<Vec<f32>>,
+}
+
+/// Gradients of [`forward`]: `dx` only when `want_dx`, `dw` and `db` only when `want_dw` (the
+/// unfold of the input is needed for those alone).
 pub fn backward(
     geo: &ConvGeometry,
     inputs: BackwardInputs<'_>,
     want_dx: bool,
     want_dw: bool,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> Grads {
     let BackwardInputs { x, w, y, act, dy } = inputs;
     geo.check();
     assert_eq!(x.len(), geo.batch * geo.in_len(), "input size");
@@ -679,7 +690,11 @@ pub fn backward(
         })
         .collect();
     if !want_dw {
-        return (dx, None, None);
+        return Grads {
+            dx,
+            dw: None,
+            db: None,
+        };
     }
     let mut dws: Vec<Vec<f32>> = plan.weights.iter().map(|w| vec![0f32; w.len()]).collect();
     let mut db = vec![0f32; geo.out_ch];
@@ -689,7 +704,11 @@ pub fn backward(
         }
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
     }
-    (dx, Some(plan.fold_weight_grads(geo, dws)), Some(db))
+    Grads {
+        dx,
+        dw: Some(plan.fold_weight_grads(geo, dws)),
+        db: Some(db),
+    }
 }
 
 #[cfg(test)]
@@ -790,8 +809,8 @@ mod tests {
                 act: Act::Identity,
                 dy: &dy,
             };
-            let (dx, dw, db) = backward(&geo, inputs, true, true);
-            let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+            let grads = backward(&geo, inputs, true, true);
+            let (dx, dw, db) = (grads.dx.unwrap(), grads.dw.unwrap(), grads.db.unwrap());
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
                 forward(&geo, x, w, Some(b), Act::Identity)
                     .iter()

@@ -162,7 +162,8 @@ mod flex {
                 dy: values(&dy),
             };
             let want_dw = node_w.is_some() || node_b.is_some();
-            let (dx, dw, db) = conv_kernel::backward(&geo, inputs, node_x.is_some(), want_dw);
+            let conv_kernel::Grads { dx, dw, db } =
+                conv_kernel::backward(&geo, inputs, node_x.is_some(), want_dw);
             if let (Some(node), Some(dx)) = (node_x, dx) {
                 grads.register::<Flex>(
                     node.id,
