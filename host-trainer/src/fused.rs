@@ -7,14 +7,14 @@
 //! weight-gradient kernel with layout copies between them. On any other backend (burn-ndarray)
 //! [`conv`] falls back to Burn's own operations, with the same arithmetic.
 
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, tanh};
+use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 #[cfg(feature = "flex")]
-pub use flex::{FusedConvBackend, is_flex};
+pub use flex::{FusedBackend, is_flex};
 
 pub use crate::conv_kernel::Act;
 
@@ -46,10 +46,24 @@ mod flex {
 
     use super::ConvSpec;
     use crate::conv_kernel::{self, Act, BackwardInputs, ConvGeometry};
+    use crate::norm_kernel::{self, NormShape};
 
-    /// The custom operation.
+    /// The custom operations.
     #[backend_extension(Flex, Autodiff)]
-    pub trait FusedConvBackend: Backend {
+    pub trait FusedBackend: Backend {
+        /// Per-channel batch mean and biased variance of an NCHW tensor, `[2 * C]` (a constant
+        /// for autodiff: [`fused_bn_relu`](Self::fused_bn_relu) differentiates through it).
+        fn bn_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+        /// Training-mode batch norm with the statistics `stats` of `x`, then ReLU.
+        fn fused_bn_relu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            stats: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self>;
+
         /// `act(conv(up(x), weight) + bias)` (see [`ConvSpec`]).
         #[allow(clippy::too_many_arguments)]
         fn fused_conv(
@@ -113,7 +127,60 @@ mod flex {
         flex_tensor(y, vec![geo.batch, geo.out_ch, geo.out_h(), geo.out_w()])
     }
 
-    impl FusedConvBackend for Flex {
+    fn norm_shape(x: &FloatTensor<Flex>) -> NormShape {
+        let s = x.layout().shape();
+        NormShape {
+            batch: s[0],
+            channels: s[1],
+            plane: s[2..].iter().product(),
+        }
+    }
+
+    fn flex_bn_stats(x: &FloatTensor<Flex>) -> FloatTensor<Flex> {
+        let shape = norm_shape(x);
+        let x = f32_contiguous(x);
+        flex_tensor(
+            norm_kernel::stats(&shape, values(&x)),
+            vec![2 * shape.channels],
+        )
+    }
+
+    fn flex_bn_relu(
+        x: &FloatTensor<Flex>,
+        gamma: &FloatTensor<Flex>,
+        beta: &FloatTensor<Flex>,
+        stats: &FloatTensor<Flex>,
+        eps: f64,
+    ) -> FloatTensor<Flex> {
+        let shape = norm_shape(x);
+        let dims = x.layout().shape().to_vec();
+        let [x, gamma, beta, stats] = [x, gamma, beta, stats].map(f32_contiguous);
+        let y = norm_kernel::forward(
+            &shape,
+            values(&x),
+            values(&gamma),
+            values(&beta),
+            values(&stats),
+            eps,
+        );
+        flex_tensor(y, dims)
+    }
+
+    impl FusedBackend for Flex {
+        fn bn_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            flex_bn_stats(&x)
+        }
+
+        fn fused_bn_relu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            stats: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self> {
+            flex_bn_relu(&x, &gamma, &beta, &stats, eps)
+        }
+
         fn fused_conv(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -182,7 +249,96 @@ mod flex {
         }
     }
 
-    impl<C: CheckpointStrategy> FusedConvBackend for Autodiff<Flex, C> {
+    /// The statistics are a constant to autodiff: [`BnReluBackward`] differentiates through
+    /// them.
+    #[derive(Debug)]
+    struct NoGradient;
+
+    impl Backward<Flex, 1> for NoGradient {
+        type State = ();
+
+        fn backward(self, _: Ops<(), 1>, _: &mut Gradients, _: &mut Checkpointer) {}
+    }
+
+    #[derive(Debug)]
+    struct BnReluBackward;
+
+    impl Backward<Flex, 3> for BnReluBackward {
+        /// Input, output, gamma, statistics, epsilon.
+        type State = (
+            FloatTensor<Flex>,
+            FloatTensor<Flex>,
+            FloatTensor<Flex>,
+            FloatTensor<Flex>,
+            f64,
+        );
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let dy = grads.consume::<Flex>(&ops.node);
+            let (x, y, gamma, stats, eps) = ops.state;
+            let shape = norm_shape(&x);
+            let dims = x.layout().shape().to_vec();
+            let [x, y, dy, gamma, stats] = [&x, &y, &dy, &gamma, &stats].map(f32_contiguous);
+            let (dx, dgamma, dbeta) = norm_kernel::backward(
+                &shape,
+                values(&x),
+                values(&y),
+                values(&dy),
+                values(&gamma),
+                values(&stats),
+                eps,
+            );
+            let c = shape.channels;
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, flex_tensor(dx, dims));
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(node.id, flex_tensor(dgamma, vec![c]));
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(node.id, flex_tensor(dbeta, vec![c]));
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> FusedBackend for Autodiff<Flex, C> {
+        fn bn_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            let stats = flex_bn_stats(x.primitive());
+            NoGradient
+                .prepare::<C>([x.node()])
+                .compute_bound()
+                .stateless(stats)
+        }
+
+        fn fused_bn_relu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            stats: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self> {
+            let st = stats.primitive().clone();
+            match BnReluBackward
+                .prepare::<C>([x.node(), gamma.node(), beta.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (xp, gp) = (x.primitive().clone(), gamma.primitive().clone());
+                    let y = flex_bn_relu(&xp, &gp, beta.primitive(), &st, eps);
+                    prep.finish((xp, y.clone(), gp, st, eps), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(flex_bn_relu(
+                    x.primitive(),
+                    gamma.primitive(),
+                    beta.primitive(),
+                    &st,
+                    eps,
+                )),
+            }
+        }
+
         fn fused_conv(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -236,7 +392,7 @@ mod flex {
 pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) -> Tensor<4> {
     #[cfg(feature = "flex")]
     if is_flex(&x.device()) {
-        let out = <burn::backend::Dispatch as FusedConvBackend>::fused_conv(
+        let out = <burn::backend::Dispatch as FusedBackend>::fused_conv(
             x.into_dispatch(),
             weight.into_dispatch(),
             bias.into_dispatch(),
@@ -318,4 +474,52 @@ pub fn conv_module(
         bias_of(module),
         spec_of(module, up, act),
     )
+}
+
+/// ReLU after the training-mode batch norm `bn` (batch statistics; the running statistics are
+/// updated the way Burn's `BatchNorm::forward` updates them). On burn-flex with autodiff this
+/// is one custom op, with one backward pass through the batch statistics where Burn runs a
+/// dozen element-wise ops and two transposes each way; elsewhere, and in inference mode, it
+/// is `relu(bn.forward(x))`.
+pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if x.device().is_autodiff() && bn.training.is_enabled() && is_flex(&x.device()) {
+        type D = burn::backend::Dispatch;
+        let stats =
+            Tensor::<1>::from_dispatch(<D as FusedBackend>::bn_stats(x.clone().into_dispatch()));
+        let y = <D as FusedBackend>::fused_bn_relu(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            stats.clone().into_dispatch(),
+            bn.epsilon,
+        );
+        update_running_stats(bn, stats);
+        return Tensor::from_dispatch(y);
+    }
+    relu(bn.forward(x))
+}
+
+/// `running <- (1 - momentum) * running + momentum * batch`, as `BatchNorm::forward_train`.
+#[cfg(feature = "flex")]
+fn update_running_stats(bn: &BatchNorm, stats: Tensor<1>) {
+    let c = bn.gamma.dims()[0];
+    let device = stats.device();
+    let m = bn.momentum;
+    let mean = stats.clone().slice([0..c]).detach();
+    let var = stats.slice([c..2 * c]).detach();
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(mean.mul_scalar(m))
+            .detach(),
+    );
+    bn.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(var.mul_scalar(m))
+            .detach(),
+    );
 }

@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod fused;
 pub mod infer;
 pub mod model;
+pub mod norm_kernel;
 pub mod quantize;
 pub mod report;
 pub mod rng;

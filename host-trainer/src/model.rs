@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use generator_core::arch::BASE_SIDE;
 use generator_core::{Arch, IMAGE_SIDE, INPUT_DIM, NUM_CLASSES};
 
-use crate::fused::{Act, conv_module};
+use crate::fused::{Act, batch_norm_relu, conv_module};
 
 /// Generator hyper-parameters: the widths of generator-core's [`Arch`] (defaults
 /// [`Arch::DEFAULT`]), kept flat so `config.json` reads `"c0": 16, ...`.
@@ -107,16 +107,11 @@ impl Generator {
         let [b, _] = x.dims();
         let c0 = self.bn0.gamma.dims()[0];
         let x = self.fc.forward(x).reshape([b, c0, BASE_SIDE, BASE_SIDE]); // [b, c0, 7, 7]
-        let x = relu(self.bn0.forward(x));
-        let x = relu(
-            self.bn1
-                .forward(conv_module(&self.conv1, x, 2, Act::Identity)),
-        ); // [b, c1, 14, 14]
-        let x = relu(
-            self.bn2
-                .forward(conv_module(&self.conv2, x, 2, Act::Identity)),
-        ); // [b, c2, 28, 28]
-        x
+        let x = batch_norm_relu(&self.bn0, x);
+        let x = conv_module(&self.conv1, x, 2, Act::Identity); // [b, c1, 14, 14]
+        let x = batch_norm_relu(&self.bn1, x);
+        let x = conv_module(&self.conv2, x, 2, Act::Identity); // [b, c2, 28, 28]
+        batch_norm_relu(&self.bn2, x)
     }
 
     /// `z`: `[b, 32]`, `onehot`: `[b, 10]` -> images `[b, 1, 28, 28]` in [-1, 1] (the tanh

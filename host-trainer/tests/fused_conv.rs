@@ -1,4 +1,4 @@
-//! The custom convolution operation against Burn's own operations on small shapes: forward
+//! The custom operations against Burn's own operations on small shapes: forward
 //! values and the gradients of input, weight and bias, with and without the fused output
 //! activation, agree within 1e-4 (relative to the largest magnitude), on burn-flex with
 //! autodiff.
@@ -183,4 +183,48 @@ fn input_gradient_alone_when_the_weights_are_constants() {
         flat(x.grad(&grads).expect("input gradient"))
     };
     assert!(rel_err(gx(true), gx(false)) < 1e-4);
+}
+
+/// Batch norm + ReLU as one op against `relu(BatchNorm::forward)`: output, the gradients of
+/// input, gamma and beta (through the batch statistics), and the running statistics after
+/// the update, within 1e-4 relative.
+#[test]
+fn batch_norm_relu_matches_burn() {
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation::relu;
+    let device = Device::flex().autodiff();
+    device.seed(13);
+    let u = Distribution::Uniform(-2.0, 2.0);
+    let x0 = Tensor::<4>::random([6, 3, 5, 5], u, &device);
+    let run = |fused_path: bool| {
+        let bn = BatchNormConfig::new(3).init(&device);
+        // Non-trivial affine parameters, the same for both paths.
+        let bn = burn::nn::BatchNorm {
+            gamma: Param::from_tensor(Tensor::from_floats([1.5, -0.5, 0.8], &device)),
+            beta: Param::from_tensor(Tensor::from_floats([0.1, 0.3, -0.2], &device)),
+            ..bn
+        };
+        let x = x0.clone().detach().require_grad();
+        let y = if fused_path {
+            fused::batch_norm_relu(&bn, x.clone())
+        } else {
+            relu(bn.forward(x.clone()))
+        };
+        let grads = loss(&y).backward();
+        let gx = flat(x.grad(&grads).expect("input gradient"));
+        let gg = bn.gamma.val().grad(&grads).expect("gamma gradient");
+        let gb = bn.beta.val().grad(&grads).expect("beta gradient");
+        let bn = bn.valid();
+        let stats = [bn.running_mean.value(), bn.running_var.value()];
+        (flat(y.inner()), gx, gg, gb, stats)
+    };
+    let (y1, gx1, gg1, gb1, [m1, v1]) = run(true);
+    let (y2, gx2, gg2, gb2, [m2, v2]) = run(false);
+    assert!(rel_err(y1, y2) < 1e-4, "forward");
+    assert!(rel_err(gx1, gx2) < 1e-4, "input gradient");
+    assert!(rel_err(gg1, gg2) < 1e-4, "gamma gradient");
+    assert!(rel_err(gb1, gb2) < 1e-4, "beta gradient");
+    assert!(rel_err(m1, m2) < 1e-5, "running mean");
+    assert!(rel_err(v1, v2) < 1e-5, "running variance");
 }
