@@ -506,8 +506,8 @@ fn update_running_stats(bn: &BatchNorm, stats: Tensor<1>) {
     let c = bn.gamma.dims()[0];
     let device = stats.device();
     let m = bn.momentum;
-    let mean = stats.clone().slice([0..c]).detach();
-    let var = stats.slice([c..2 * c]).detach();
+    let mean = stats.clone().narrow(0, 0, c).detach();
+    let var = stats.narrow(0, c, c).detach();
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
     bn.running_mean.update(
