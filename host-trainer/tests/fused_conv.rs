@@ -8,6 +8,24 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use host_trainer::fused::{self, Act, ConvSpec};
 
+/// The generator's "nearest 2x upsample + 3x3" block.
+const UPSAMPLE_BLOCK: ConvSpec = ConvSpec {
+    k: 3,
+    stride: 1,
+    pad: 1,
+    up: 2,
+    act: Act::Identity,
+};
+
+/// The discriminator's 4x4 stride-2 layer with its LeakyReLU.
+const DOWNSAMPLER: ConvSpec = ConvSpec {
+    k: 4,
+    stride: 2,
+    pad: 1,
+    up: 1,
+    act: Act::LeakyRelu(0.2),
+};
+
 /// Largest absolute difference relative to the largest magnitude of `want`.
 fn rel_err(got: Tensor<1>, want: Tensor<1>) -> f32 {
     let g: Vec<f32> = got
@@ -93,13 +111,7 @@ fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, b
 
 #[test]
 fn generator_upsample_block() {
-    let spec = ConvSpec {
-        k: 3,
-        stride: 1,
-        pad: 1,
-        up: 2,
-        act: Act::Identity,
-    };
+    let spec = UPSAMPLE_BLOCK;
     check(5, 4, 7, 6, spec, false);
 }
 
@@ -128,26 +140,14 @@ fn generator_output_conv_with_bias() {
 
 #[test]
 fn discriminator_downsamplers() {
-    let spec = ConvSpec {
-        k: 4,
-        stride: 2,
-        pad: 1,
-        up: 1,
-        act: Act::LeakyRelu(0.2),
-    };
+    let spec = DOWNSAMPLER;
     check(6, 1, 28, 5, spec, true);
     check(4, 5, 14, 7, spec, true);
 }
 
 #[test]
 fn batch_larger_than_one_unfold_group() {
-    let spec = ConvSpec {
-        k: 3,
-        stride: 1,
-        pad: 1,
-        up: 2,
-        act: Act::Identity,
-    };
+    let spec = UPSAMPLE_BLOCK;
     check(80, 2, 7, 3, spec, false);
 }
 
@@ -158,13 +158,7 @@ fn input_gradient_alone_when_the_weights_are_constants() {
     let device = Device::flex().autodiff();
     device.seed(11);
     let u = Distribution::Uniform(-1.0, 1.0);
-    let spec = ConvSpec {
-        k: 4,
-        stride: 2,
-        pad: 1,
-        up: 1,
-        act: Act::LeakyRelu(0.2),
-    };
+    let spec = DOWNSAMPLER;
     let x0 = Tensor::<4>::random([5, 3, 14, 14], u, &device);
     let w = Tensor::<4>::random([6, 3, 4, 4], u, &device).detach();
     let b = Tensor::<1>::random([6], u, &device).detach();
