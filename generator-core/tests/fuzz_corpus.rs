@@ -1,5 +1,6 @@
 //! Replays the committed fuzz inputs on stable: every file in `fuzz/seeds/` (valid
-//! models the fuzzer starts from) and `fuzz/crashes/` (inputs that once failed) goes
+//! models the fuzzer starts from), `fuzz/found/` (inputs a fuzz run kept for new coverage)
+//! and `fuzz/crashes/` (inputs that once failed) goes
 //! through the loader and, when it loads, through `generate`, with the arena first
 //! zeroed and then filled with 0xA5: the two images must be equal.
 //!
@@ -77,6 +78,18 @@ fn crash_files_never_panic() {
     // Whatever they are, each must give an error or a model that generates.
     for path in files("crashes") {
         let bytes = std::fs::read(&path).expect("read crash file");
+        replay(&path, &bytes);
+    }
+}
+
+/// Inputs the 10.5-million-execution run kept for reaching new code (none crashed): each
+/// must give an error or a model that generates, as in that run.
+#[test]
+fn inputs_found_by_fuzzing_never_panic() {
+    let found = files("found");
+    assert!(found.len() >= 7, "the committed fuzz finds are present");
+    for path in found {
+        let bytes = std::fs::read(&path).expect("read fuzz find");
         replay(&path, &bytes);
     }
 }
