@@ -65,16 +65,11 @@ mod flex {
         ) -> FloatTensor<Self>;
 
         /// `act(conv(up(x), weight) + bias)` (see [`ConvSpec`]).
-        #[allow(clippy::too_many_arguments)]
         fn fused_conv(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
             bias: FloatTensor<Self>,
-            k: usize,
-            stride: usize,
-            pad: usize,
-            up: usize,
-            act: Act,
+            spec: ConvSpec,
         ) -> FloatTensor<Self>;
     }
 
@@ -185,19 +180,8 @@ mod flex {
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
             bias: FloatTensor<Self>,
-            k: usize,
-            stride: usize,
-            pad: usize,
-            up: usize,
-            act: Act,
+            spec: ConvSpec,
         ) -> FloatTensor<Self> {
-            let spec = ConvSpec {
-                k,
-                stride,
-                pad,
-                up,
-                act,
-            };
             flex_forward(&x, &weight, &bias, spec)
         }
     }
@@ -343,19 +327,8 @@ mod flex {
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
             bias: FloatTensor<Self>,
-            k: usize,
-            stride: usize,
-            pad: usize,
-            up: usize,
-            act: Act,
+            spec: ConvSpec,
         ) -> FloatTensor<Self> {
-            let spec = ConvSpec {
-                k,
-                stride,
-                pad,
-                up,
-                act,
-            };
             match FusedConvBackward
                 .prepare::<C>([x.node(), weight.node(), bias.node()])
                 .compute_bound()
@@ -396,11 +369,7 @@ pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) ->
             x.into_dispatch(),
             weight.into_dispatch(),
             bias.into_dispatch(),
-            spec.k,
-            spec.stride,
-            spec.pad,
-            spec.up,
-            spec.act,
+            spec,
         );
         return Tensor::from_dispatch(out);
     }
