@@ -90,6 +90,19 @@ struct RunArgs {
     /// EMA decay of the generator weights.
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
+    /// EMA warm-up: decay min(ema, (1 + t) / (10 + t)) at step t.
+    #[arg(long)]
+    ema_warmup: bool,
+    /// Adam beta 1 (both networks).
+    #[arg(long, default_value_t = 0.5)]
+    beta1: f32,
+    /// Adam beta 2 (both networks).
+    #[arg(long, default_value_t = 0.999)]
+    beta2: f32,
+    /// Final learning rate as a fraction of the initial one (linear decay over the run's
+    /// step or time limit; 1 = constant).
+    #[arg(long, default_value_t = 1.0)]
+    lr_end: f64,
     /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
     /// 1.34x faster per image than 32 64 on this machine (see the README).
     #[arg(long, num_args = 2, default_values_t = [16, 32])]
@@ -322,7 +335,7 @@ fn resume_run(dir: &Path, a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir
     let run = RunDir(dir.to_path_buf());
     let text = std::fs::read_to_string(run.config())
         .with_context(|| format!("{} is not a run folder", dir.display()))?;
-    let mut config: TrainConfig = serde_json::from_str(&text)
+    let mut config = TrainConfig::from_json(&text)
         .with_context(|| format!("reading {}", run.config().display()))?;
     apply_limits(&mut config, a, n_train, true);
     let mut t = Trainer::new(config, a.common.backend)?;
@@ -348,6 +361,10 @@ fn new_run(a: &RunArgs, n_train: usize) -> anyhow::Result<(RunDir, Trainer)> {
     .with_lr_g(a.lr_g)
     .with_lr_d(a.lr_d)
     .with_ema_decay(a.ema)
+    .with_ema_warmup(a.ema_warmup)
+    .with_beta1(a.beta1)
+    .with_beta2(a.beta2)
+    .with_lr_end(a.lr_end)
     .with_seed(a.seed)
     .with_train_subset(a.train_subset);
     apply_limits(&mut config, a, n_train, false);

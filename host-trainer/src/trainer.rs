@@ -46,6 +46,15 @@ pub struct TrainConfig {
     /// Decay of the exponential moving average of the generator weights.
     #[config(default = 0.999)]
     pub ema_decay: f64,
+    /// EMA warm-up: the decay at step `t` is `min(ema_decay, (1 + t) / (10 + t))`, so the
+    /// average forgets the random initial weights within the first few hundred steps.
+    #[config(default = false)]
+    pub ema_warmup: bool,
+    /// Learning rate at the end of the run as a fraction of `lr_g` / `lr_d`; both decay
+    /// linearly with the run's progress (steps of a step limit, seconds of a time limit).
+    /// 1.0 keeps them constant.
+    #[config(default = 1.0)]
+    pub lr_end: f64,
     /// Seed of weights, batches and noise.
     #[config(default = 1)]
     pub seed: u64,
@@ -137,9 +146,88 @@ impl ModuleMapper for EmaUpdate {
 /// Blobs of a checkpoint, in order: state (JSON), G, D, EMA, G optimiser, D optimiser.
 const CHECKPOINT_BLOBS: usize = 6;
 
+impl TrainConfig {
+    /// Reads a run's `config.json`. Settings added after the file was written take their
+    /// defaults, which reproduce how older versions trained (constant learning rates, no
+    /// EMA warm-up).
+    pub fn from_json(text: &str) -> anyhow::Result<Self> {
+        let file: serde_json::Value = serde_json::from_str(text)?;
+        let mut merged = serde_json::to_value(TrainConfig::new(
+            GeneratorConfig::new(),
+            DiscriminatorConfig::new(),
+        ))?;
+        let (Some(into), serde_json::Value::Object(from)) = (merged.as_object_mut(), file) else {
+            anyhow::bail!("not a JSON object");
+        };
+        into.extend(from);
+        Ok(serde_json::from_value(merged)?)
+    }
+
+    /// How far a run in `state` is towards its limit, in [0, 1]: the larger of the step
+    /// and the time fractions (0 when the run has no limit).
+    pub fn progress(&self, state: &TrainState) -> f64 {
+        let by_steps = if self.max_steps > 0 {
+            state.step as f64 / self.max_steps as f64
+        } else {
+            0.0
+        };
+        let by_time = if self.max_seconds > 0.0 {
+            state.train_seconds / self.max_seconds
+        } else {
+            0.0
+        };
+        by_steps.max(by_time).clamp(0.0, 1.0)
+    }
+
+    /// Learning-rate multiplier of the step after `state`: 1 at the start, `lr_end` at the
+    /// end of the run.
+    pub fn lr_scale(&self, state: &TrainState) -> f64 {
+        1.0 + (self.lr_end - 1.0) * self.progress(state)
+    }
+
+    /// EMA decay of the update after `step` steps.
+    pub fn ema_decay_at(&self, step: usize) -> f64 {
+        if self.ema_warmup {
+            let t = step as f64;
+            self.ema_decay.min((1.0 + t) / (10.0 + t))
+        } else {
+            self.ema_decay
+        }
+    }
+
+    /// Rejects settings that cannot train: a zero batch or width, a learning rate that is
+    /// not a positive number, a decay or beta outside [0, 1).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let unit = |name: &str, v: f64| {
+            anyhow::ensure!((0.0..1.0).contains(&v), "{name} must be in [0, 1), got {v}");
+            Ok(())
+        };
+        anyhow::ensure!(self.batch > 0, "batch must be at least 1");
+        anyhow::ensure!(
+            self.discriminator.c1 > 0 && self.discriminator.c2 > 0,
+            "discriminator widths must be at least 1"
+        );
+        for (name, lr) in [("lr-g", self.lr_g), ("lr-d", self.lr_d)] {
+            anyhow::ensure!(
+                lr.is_finite() && lr > 0.0,
+                "{name} must be a positive number, got {lr}"
+            );
+        }
+        anyhow::ensure!(
+            self.lr_end.is_finite() && self.lr_end >= 0.0,
+            "lr-end must be a number >= 0, got {}",
+            self.lr_end
+        );
+        unit("ema", self.ema_decay)?;
+        unit("beta1", f64::from(self.beta1))?;
+        unit("beta2", f64::from(self.beta2))
+    }
+}
+
 impl Trainer {
     /// Fresh models for `config` on `backend`.
     pub fn new(config: TrainConfig, backend: BackendKind) -> anyhow::Result<Self> {
+        config.check()?;
         let plain = backend.device()?;
         plain.seed(config.seed);
         let device = plain.clone().autodiff();
@@ -184,14 +272,19 @@ impl Trainer {
         let d_loss =
             relu(d_real.neg().add_scalar(1.0)).mean() + relu(d_fake.add_scalar(1.0)).mean();
         let grads = GradientsParams::from_grads(d_loss.backward(), &self.d);
-        self.d = self.opt_d.step(self.config.lr_d, self.d.clone(), grads);
+        let lr_scale = self.config.lr_scale(&self.state);
+        self.d = self
+            .opt_d
+            .step(self.config.lr_d * lr_scale, self.d.clone(), grads);
 
         // Generator: maximise the updated discriminator's score of the same fakes. The
         // discriminator's parameters are constants here: only the input gradient flows back
         // through it, and no weight gradient is computed for it.
         let g_loss = self.d.clone().no_grad().forward(fake, y).mean().neg();
         let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
-        self.g = self.opt_g.step(self.config.lr_g, self.g.clone(), grads);
+        self.g = self
+            .opt_g
+            .step(self.config.lr_g * lr_scale, self.g.clone(), grads);
 
         self.update_ema();
         self.state.step += 1;
@@ -203,9 +296,10 @@ impl Trainer {
     fn update_ema(&mut self) {
         let mut collect = Collect(Vec::new());
         self.g.visit(&mut collect);
+        let decay = self.config.ema_decay_at(self.state.step);
         self.ema = self.ema.clone().map(&mut EmaUpdate {
             source: collect.0.into_iter(),
-            decay: self.config.ema_decay,
+            decay,
         });
     }
 
@@ -255,5 +349,86 @@ impl Trainer {
         self.opt_g = opt(self.opt_g.clone(), parts[4])?;
         self.opt_d = opt(self.opt_d.clone(), parts[5])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        TrainConfig::new(GeneratorConfig::new(), DiscriminatorConfig::new())
+    }
+
+    fn state(step: usize, train_seconds: f64) -> TrainState {
+        TrainState {
+            step,
+            epoch: 0,
+            rng: Rng::new(1),
+            losses: Vec::new(),
+            train_seconds,
+        }
+    }
+
+    #[test]
+    fn learning_rate_decays_linearly_with_steps_or_time() {
+        let by_steps = config().with_lr_end(0.25).with_max_steps(1000);
+        assert_eq!(by_steps.lr_scale(&state(0, 50.0)), 1.0);
+        assert!((by_steps.lr_scale(&state(500, 0.0)) - 0.625).abs() < 1e-12);
+        assert!((by_steps.lr_scale(&state(1000, 0.0)) - 0.25).abs() < 1e-12);
+        // Past the limit (a resumed run that trains on) it stays at the end value.
+        assert!((by_steps.lr_scale(&state(3000, 0.0)) - 0.25).abs() < 1e-12);
+
+        let by_time = config().with_lr_end(0.0).with_max_seconds(200.0);
+        assert!((by_time.lr_scale(&state(10, 50.0)) - 0.75).abs() < 1e-12);
+        // The default is constant, and a run without limits never decays.
+        assert_eq!(config().with_max_steps(10).lr_scale(&state(7, 0.0)), 1.0);
+        assert_eq!(config().with_lr_end(0.0).lr_scale(&state(7, 9.0)), 1.0);
+    }
+
+    #[test]
+    fn ema_warm_up_ramps_the_decay() {
+        let warm = config().with_ema_warmup(true);
+        assert!((warm.ema_decay_at(0) - 0.1).abs() < 1e-12);
+        assert!((warm.ema_decay_at(90) - 0.91).abs() < 1e-12);
+        assert_eq!(warm.ema_decay_at(100_000), 0.999);
+        assert_eq!(config().ema_decay_at(0), 0.999);
+    }
+
+    #[test]
+    fn bad_settings_are_errors_not_panics() {
+        assert!(config().check().is_ok());
+        let bad = [
+            config().with_batch(0),
+            config().with_lr_g(0.0),
+            config().with_lr_d(f64::NAN),
+            config().with_lr_end(-0.5),
+            config().with_ema_decay(1.0),
+            config().with_beta1(1.0),
+            config().with_beta2(-0.1),
+            TrainConfig::new(
+                GeneratorConfig::new(),
+                DiscriminatorConfig::new().with_c1(0),
+            ),
+        ];
+        for c in bad {
+            let e = c.check().expect_err("must be rejected");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn config_files_of_older_versions_take_the_old_behaviour() {
+        let mut old = serde_json::to_value(config().with_lr_g(1e-4).with_max_steps(42)).unwrap();
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("lr_end");
+        obj.remove("ema_warmup");
+        let read = TrainConfig::from_json(&old.to_string()).unwrap();
+        assert_eq!(read.lr_end, 1.0);
+        assert!(!read.ema_warmup);
+        assert_eq!(read.lr_g, 1e-4);
+        assert_eq!(read.max_steps, 42);
+        assert!(TrainConfig::from_json("[1, 2]").is_err());
+        assert!(TrainConfig::from_json("{\"batch\": \"x\"}").is_err());
     }
 }
