@@ -32,10 +32,10 @@ pub struct TrainConfig {
     #[config(default = 64)]
     pub batch: usize,
     /// Generator learning rate.
-    #[config(default = 2e-4)]
+    #[config(default = 4e-4)]
     pub lr_g: f64,
     /// Discriminator learning rate.
-    #[config(default = 2e-4)]
+    #[config(default = 4e-4)]
     pub lr_d: f64,
     /// Adam beta 1.
     #[config(default = 0.5)]
