@@ -33,6 +33,13 @@ const BOARD: &str = "Cortex-M3 (QEMU lm3s811evb)";
 /// `Generator`.
 const ARENA_BYTES: usize = 3920;
 
+/// Weight cache of the streaming generator on `mps2-an386`:
+/// `StreamGenerator::weight_cache_words` of the shipped model (checked at start-up), the
+/// merged weights of the two row-by-row layers, prepared once instead of on every row.
+/// The small boards, short of RAM, merge per row.
+#[cfg(feature = "mps2-an386")]
+const CACHE_WORDS: usize = 1060;
+
 /// Digit `d` is generated with seed `BASE_SEED + d`: the schedule of
 /// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
 const BASE_SEED: u32 = 42;
@@ -100,6 +107,12 @@ fn main() -> ! {
         ARENA_BYTES,
         macs
     );
+    #[cfg(feature = "mps2-an386")]
+    hprintln!(
+        "weight cache: {} of {} words",
+        StreamGenerator::weight_cache_words(&model),
+        CACHE_WORDS
+    );
 
     // Statics in .bss, so `llvm-size` accounts for them; each `singleton!` runs once.
     let Some(arena) = cortex_m::singleton!(: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
@@ -150,7 +163,16 @@ fn generate_all(
     milli_per_tick: Option<u64>,
 ) -> (u64, u64, u64) {
     let macs = model.macs_per_digit().max(1);
-    let mut generator = match StreamGenerator::new(model, arena) {
+    #[cfg(feature = "mps2-an386")]
+    let generator = {
+        let Some(cache) = cortex_m::singleton!(: [u32; CACHE_WORDS] = [0; CACHE_WORDS]) else {
+            fail("weight cache already taken")
+        };
+        StreamGenerator::with_weight_cache(model, arena, cache)
+    };
+    #[cfg(not(feature = "mps2-an386"))]
+    let generator = StreamGenerator::new(model, arena);
+    let mut generator = match generator {
         Ok(generator) => generator,
         Err(e) => fail_with("generator rejects the arena", e),
     };

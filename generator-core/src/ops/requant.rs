@@ -48,6 +48,94 @@ impl Requant {
     }
 }
 
+/// A channel's bias and [`Requant`] in the form the fast kernels use: the accumulator
+/// starts at `bias`, the rounding constant `2^(shift - 1)` is precomputed, and on 32-bit
+/// targets the shift runs on the high word of the product. `apply(bias + sum)` is
+/// bit-identical to `requant.apply(bias + sum)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rescale {
+    /// Start value of the channel's accumulator.
+    pub bias: i32,
+    multiplier: i32,
+    /// `2^(shift - 1)`.
+    round: i64,
+    shift: u32,
+    zero_point: i32,
+    min: i32,
+}
+
+impl Rescale {
+    /// Maps every input to the zero point (a placeholder for unused slots).
+    pub const ZERO: Rescale = Rescale {
+        bias: 0,
+        multiplier: 0,
+        round: 1,
+        shift: 1,
+        zero_point: 0,
+        min: -128,
+    };
+
+    /// The fast form of `requant` for a channel with this `bias`.
+    pub fn new(bias: i32, requant: Requant) -> Rescale {
+        let shift = u32::from(requant.shift.clamp(1, 62));
+        Rescale {
+            bias,
+            multiplier: requant.multiplier,
+            round: 1i64 << (shift - 1),
+            shift,
+            zero_point: i32::from(requant.zero_point),
+            min: i32::from(requant.min),
+        }
+    }
+
+    /// `Requant::apply(acc)` as a byte, `acc` already including the bias.
+    #[inline(always)]
+    pub fn apply(&self, acc: i32) -> u8 {
+        #[cfg(target_pointer_width = "64")]
+        let v = self.scaled_wide(acc);
+        #[cfg(not(target_pointer_width = "64"))]
+        let v = self.scaled_split(acc);
+        self.clamp(v) as u8
+    }
+
+    /// `rounding_shift(acc)`, saturated to `-1024..=1024` (the clamp to `min..=127` after
+    /// adding a zero point in `-128..=127` gives the same result as for the exact
+    /// value), with one 64-bit shift: cheap on 64-bit CPUs.
+    #[inline(always)]
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))] // 32-bit: tests only
+    pub(crate) fn scaled_wide(&self, acc: i32) -> i32 {
+        let p = i64::from(acc) * i64::from(self.multiplier) + self.round;
+        (p >> self.shift).clamp(-1024, 1024) as i32
+    }
+
+    /// [`Rescale::scaled_wide`] for 32-bit CPUs. For `shift >= 32` (every realistic
+    /// layer) it takes the high word of the product plus rounding constant (Cortex-M:
+    /// one `smlal`) and shifts that by `shift - 32`: `floor(floor(p / 2^32) / 2^(shift -
+    /// 32)) == floor(p / 2^shift)`, and `|p| < 2^63` so the high word fits in `i32`
+    /// after the shift. Smaller shifts take the 64-bit shift.
+    #[inline(always)]
+    #[cfg_attr(target_pointer_width = "64", allow(dead_code))] // 64-bit: tests only
+    pub(crate) fn scaled_split(&self, acc: i32) -> i32 {
+        let p = i64::from(acc) * i64::from(self.multiplier) + self.round;
+        if self.shift >= 32 {
+            ((p >> 32) as i32) >> (self.shift - 32)
+        } else {
+            (p >> self.shift).clamp(-1024, 1024) as i32
+        }
+    }
+
+    /// `clamp(v + zero_point, min, 127)` with sign masks, no branches (see
+    /// [`Requant::apply`]); `|v| < 2^31 - 256`.
+    #[inline(always)]
+    fn clamp(&self, v: i32) -> i8 {
+        let v = v + self.zero_point;
+        let below = v - self.min;
+        let v = v - (below & (below >> 31));
+        let above = v - 127;
+        (v - (above & !(above >> 31))) as i8
+    }
+}
+
 /// Splits a positive real multiplier into a Q0.31 `multiplier` and a total right
 /// `shift` so that `real ~= multiplier / 2^shift`, frexp-style, from the `f64` bits.
 ///
@@ -90,6 +178,54 @@ pub fn quantize_multiplier(real: f64) -> (i32, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Both forms of the fast rescale equal `Requant::apply`, for every shift.
+        #[test]
+        fn rescale_equals_requant(
+            acc in prop_oneof![any::<i32>(), -70_000i32..70_000],
+            bias in -(1i32 << 30)..(1 << 30),
+            multiplier in prop_oneof![0..=i32::MAX, (1i32 << 30)..=i32::MAX],
+            shift in prop_oneof![1u8..=62, 30u8..=40],
+            zero_point in any::<i8>(),
+            relu in any::<bool>(),
+        ) {
+            let requant = Requant { multiplier, shift, zero_point, min: if relu { zero_point } else { i8::MIN } };
+            let r = Rescale::new(bias, requant);
+            let acc = acc.saturating_add(bias);
+            let want = requant.apply(acc);
+            prop_assert_eq!(r.apply(acc) as i8, want);
+            prop_assert_eq!(r.clamp(r.scaled_wide(acc)), want);
+            prop_assert_eq!(r.clamp(r.scaled_split(acc)), want);
+        }
+    }
+
+    #[test]
+    fn rescale_table() {
+        // (acc, multiplier, shift, zero point, min) -> output: ties round up, both sides
+        // of shift 32, the clamps.
+        let cases: [(i32, i32, u8, i8, i8, i8); 10] = [
+            (-3, 1 << 30, 32, 0, -128, -1),  // -0.75 -> -1
+            (-2, 1 << 30, 32, 0, -128, 0),   // -0.5 -> 0
+            (-6, 1 << 30, 32, 0, -128, -1),  // -1.5 -> -1
+            (5, 1 << 30, 31, 0, -128, 3),    // 2.5 -> 3
+            (-5, 1 << 30, 31, 0, -128, -2),  // -2.5 -> -2
+            (1 << 20, 1 << 30, 40, 3, -128, 127), // 1024 + 3, clamped
+            (-(1 << 20), 1 << 30, 40, 3, -128, -128),
+            (-(1 << 20), 1 << 30, 40, 3, 3, 3), // ReLU floor
+            (i32::MAX, i32::MAX, 62, -128, -128, -128 + 1),
+            (i32::MIN, i32::MAX, 1, 0, -128, -128),
+        ];
+        for (acc, multiplier, shift, zero_point, min, want) in cases {
+            let requant = Requant { multiplier, shift, zero_point, min };
+            assert_eq!(requant.apply(acc), want, "Requant {acc} {multiplier} {shift}");
+            let r = Rescale::new(0, requant);
+            assert_eq!(r.apply(acc) as i8, want, "{acc} {multiplier} {shift}");
+            assert_eq!(r.clamp(r.scaled_split(acc)), want, "split {acc} {multiplier} {shift}");
+        }
+    }
 
     #[test]
     fn multiplier_round_trips() {
