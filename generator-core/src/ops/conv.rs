@@ -541,9 +541,12 @@ impl Place {
 }
 
 /// Packed weights of phase `(py, px)` (`None`: the plain 3x3 kernel) for every output
-/// channel in `weights` (`[out][ky][kx][in]` int8, `9 * c` per channel), laid out
-/// `[out][ky'][kx'][cp / 2]` pairs: merged taps are `i16` sums of the original taps.
-/// `C` is `c` when it is a compile-time constant, else 0.
+/// channel in `weights` (`[out][ky][kx][in]` int8, `9 * c` per channel): merged taps are
+/// `i16` sums of the original taps, `fan = taps * cp / 2` words per channel in the
+/// order `[ky'][kx'][cp / 2]`. Whole groups of four channels are interleaved word by word
+/// (`dst[group * 4 * fan + 4 * t + g]`, see [`dual::dot4ch`]); the channels left over
+/// follow one after another (`dst[ch * fan + t]`). `C` is `c` when it is a compile-time
+/// constant, else 0.
 #[inline(always)]
 fn merge_phase<const C: usize>(
     weights: &[u8],
@@ -554,16 +557,22 @@ fn merge_phase<const C: usize>(
     let c = if C == 0 { c } else { C };
     let half = padded(c) / 2;
     let taps = if phase.is_some() { 4 } else { 9 };
+    let fan = taps * half;
+    let n = weights.len() / (9 * c).max(1);
+    let n4 = n - n % 4;
     // `c <= MAX_CONV_IN_CH` (Layer::new); one more slot for the padding channel.
     let mut sum = [0i16; MAX_CONV_IN_CH + 2];
     let Some(sum) = sum.get_mut(..2 * half) else {
         return;
     };
-    for (w, d) in weights
-        .chunks_exact((9 * c).max(1))
-        .zip(dst.chunks_exact_mut((taps * half).max(1)))
-    {
-        for (t, dt) in d.chunks_exact_mut(half.max(1)).enumerate() {
+    for (ch, w) in weights.chunks_exact((9 * c).max(1)).enumerate() {
+        // Word `t` of channel `ch` is `dst[base + stride * t]`.
+        let (base, stride) = if ch < n4 {
+            ((ch - ch % 4) * fan + ch % 4, 4)
+        } else {
+            (ch * fan, 1)
+        };
+        for t in 0..taps {
             let (ys, xs) = match phase {
                 Some((py, px)) => (MERGED[py][t / 2], MERGED[px][t % 2]),
                 None => ((t / 3, t / 3 + 1), (t % 3, t % 3 + 1)),
@@ -577,8 +586,10 @@ fn merge_phase<const C: usize>(
                     }
                 }
             }
-            for (word, p) in dt.iter_mut().zip(sum.chunks_exact(2)) {
-                *word = pack(p[0], p[1]);
+            for (q, p) in sum.chunks_exact(2).enumerate() {
+                if let Some(d) = dst.get_mut(base + stride * (t * half + q)) {
+                    *d = pack(p[0], p[1]);
+                }
             }
         }
     }
@@ -690,7 +701,7 @@ fn run<const C: usize, const K: usize>(
                     .zip(params.chunks_exact(4))
                 {
                     let bias = [p4[0].bias, p4[1].bias, p4[2].bias, p4[3].bias];
-                    let acc = dot4ch::<K>(s.kernels, w4, fan, seg, &x, col, bias);
+                    let acc = dot4ch::<K>(s.kernels, w4, seg, &x, col, bias);
                     for ((o, p), a) in o4.iter_mut().zip(p4).zip(acc) {
                         *o = p.apply(a);
                     }
@@ -722,9 +733,9 @@ fn run<const C: usize, const K: usize>(
     }
 }
 
-/// Four dot products (output channels `g` of the weight block `w4`, `4 * fan` words,
-/// `K` rows of `seg` words each) with the same `K` input runs `x[ky][col..col + seg]`,
-/// added to `acc`. Inlined so that `fan` and `seg` are constants of the monomorphised
+/// Four dot products (output channels `g` of the weight block `w4`, `4 * K * seg`
+/// words, interleaved as [`merge_phase`] writes them) with the same `K` input runs
+/// `x[ky][col..col + seg]`, added to `acc`. Inlined so that `fan` and `seg` are constants of the monomorphised
 /// caller.
 #[cfg_attr(not(all(target_arch = "x86_64", target_feature = "sse2")), inline(always))]
 #[cfg_attr(
@@ -735,7 +746,6 @@ fn run<const C: usize, const K: usize>(
 fn dot4ch<const K: usize>(
     kernels: Kernels,
     w4: &[u32],
-    fan: usize,
     seg: usize,
     x: &[&[u32]; K],
     col: usize,
@@ -743,10 +753,10 @@ fn dot4ch<const K: usize>(
 ) -> [i32; 4] {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     if kernels == Kernels::Native {
-        return x86::dot4ch::<K>(w4, fan, seg, x, col, acc);
+        return x86::dot4ch::<K>(w4, seg, x, col, acc);
     }
     let _ = kernels;
-    dual::dot4ch::<K>(w4, fan, seg, x, col, acc)
+    dual::dot4ch::<K>(w4, seg, x, col, acc)
 }
 
 /// Dot products on packed `i16` pairs, in the shape of the Arm DSP extension's `SMLAD`
@@ -931,7 +941,13 @@ pub(crate) mod dual {
         [v[k], v[k + 1], v[k + 2], v[k + 3]]
     }
 
-    /// `acc[g] += w[g] . x` for four accumulators: written out, because LLVM does not
+    /// Two consecutive words from `k` (callers keep `k + 2 <= v.len()`).
+    #[inline(always)]
+    fn duo(v: &[u32], k: usize) -> [u32; 2] {
+        [v[k], v[k + 1]]
+    }
+
+    /// `acc[g] += w[g] . x[g]` for four accumulators: written out, because LLVM does not
     /// unroll loops around inline assembly.
     #[inline(always)]
     fn mac4(acc: &mut [i32; 4], w: [u32; 4], x: [u32; 4]) {
@@ -941,13 +957,14 @@ pub(crate) mod dual {
         acc[3] = smlad(w[3], x[3], acc[3]);
     }
 
-    /// [`super::dot4ch`] by pairs: each input word is loaded once for four channels.
-    /// Four words per step (on Cortex-M4 two `LDRD` of input, eight of weights and 16
-    /// `SMLAD`), then one word at a time.
+    /// [`dot4ch_portable`] on Cortex-M4: the loop over input-word pairs is written in
+    /// assembly (LLVM spills accumulators and drops `LDRD`s in the Rust version, about
+    /// 2.5-3.5 instructions per `SMLAD`); 15 instructions per eight `SMLAD`.
+    #[cfg(arm_dsp)]
     #[inline(always)]
+    #[allow(unsafe_code)]
     pub(super) fn dot4ch<const K: usize>(
         w4: &[u32],
-        fan: usize,
         seg: usize,
         x: &[&[u32]; K],
         col: usize,
@@ -955,24 +972,94 @@ pub(crate) mod dual {
     ) -> [i32; 4] {
         for (ky, x) in x.iter().enumerate() {
             let x = &x[col..][..seg];
-            let o = ky * seg;
-            let w0 = &w4[o..][..seg];
-            let w1 = &w4[fan + o..][..seg];
-            let w2 = &w4[2 * fan + o..][..seg];
-            let w3 = &w4[3 * fan + o..][..seg];
-            let mut k = 0;
-            while k + 4 <= seg {
-                let xq = quad(x, k);
-                let (a, b, c, d) = (quad(w0, k), quad(w1, k), quad(w2, k), quad(w3, k));
-                mac4(&mut acc, [a[0], b[0], c[0], d[0]], [xq[0]; 4]);
-                mac4(&mut acc, [a[1], b[1], c[1], d[1]], [xq[1]; 4]);
-                mac4(&mut acc, [a[2], b[2], c[2], d[2]], [xq[2]; 4]);
-                mac4(&mut acc, [a[3], b[3], c[3], d[3]], [xq[3]; 4]);
-                k += 4;
+            let w = &w4[4 * ky * seg..][..4 * seg];
+            let pairs = seg / 2;
+            if pairs > 0 {
+                let [a0, a1, a2, a3] = &mut acc;
+                // SAFETY: the loop runs `pairs >= 1` times and reads `2 * pairs <= seg`
+                // words from `x` and `8 * pairs <= 4 * seg` words from `w`, both slices
+                // of exactly `seg` and `4 * seg` words (checked above), 4-byte aligned
+                // (`u32`) as `LDRD` needs. It writes only registers (the declared
+                // outputs and the flags, not preserved), touches no stack.
+                unsafe {
+                    core::arch::asm!(
+                        "2:",
+                        "ldrd {x0}, {x1}, [{xp}], #8",
+                        "ldrd {w0}, {w1}, [{wp}], #8",
+                        "smlad {a0}, {w0}, {x0}, {a0}",
+                        "smlad {a1}, {w1}, {x0}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8",
+                        "smlad {a2}, {w0}, {x0}, {a2}",
+                        "smlad {a3}, {w1}, {x0}, {a3}",
+                        "ldrd {w0}, {w1}, [{wp}], #8",
+                        "smlad {a0}, {w0}, {x1}, {a0}",
+                        "smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8",
+                        "smlad {a2}, {w0}, {x1}, {a2}",
+                        "smlad {a3}, {w1}, {x1}, {a3}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        xp = inout(reg) x.as_ptr() => _,
+                        wp = inout(reg) w.as_ptr() => _,
+                        n = inout(reg) pairs => _,
+                        a0 = inout(reg) *a0,
+                        a1 = inout(reg) *a1,
+                        a2 = inout(reg) *a2,
+                        a3 = inout(reg) *a3,
+                        x0 = out(reg) _,
+                        x1 = out(reg) _,
+                        w0 = out(reg) _,
+                        w1 = out(reg) _,
+                        options(nostack, readonly),
+                    );
+                }
             }
-            while k < seg {
-                mac4(&mut acc, [w0[k], w1[k], w2[k], w3[k]], [x[k]; 4]);
-                k += 1;
+            if seg % 2 == 1 {
+                let k = seg - 1;
+                mac4(&mut acc, quad(w, 4 * k), [x[k]; 4]);
+            }
+        }
+        acc
+    }
+
+    /// [`dot4ch_portable`] everywhere but Cortex-M4.
+    #[cfg(not(arm_dsp))]
+    #[inline(always)]
+    pub(super) fn dot4ch<const K: usize>(
+        w4: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        dot4ch_portable::<K>(w4, seg, x, col, acc)
+    }
+
+    /// [`super::dot4ch`] by pairs: each input word is loaded once for four channels,
+    /// whose weights are interleaved word by word (`w4[4 * t + g]` is word `t` of
+    /// channel `g`). Two input words per step.
+    #[inline(always)]
+    #[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
+    pub(super) fn dot4ch_portable<const K: usize>(
+        w4: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        mut acc: [i32; 4],
+    ) -> [i32; 4] {
+        for (ky, x) in x.iter().enumerate() {
+            let x = &x[col..][..seg];
+            let w = &w4[4 * ky * seg..][..4 * seg];
+            let mut k = 0;
+            while k + 2 <= seg {
+                let xq = duo(x, k);
+                let (a, b) = (quad(w, 4 * k), quad(w, 4 * k + 4));
+                mac4(&mut acc, a, [xq[0]; 4]);
+                mac4(&mut acc, b, [xq[1]; 4]);
+                k += 2;
+            }
+            if k < seg {
+                mac4(&mut acc, quad(w, 4 * k), [x[k]; 4]);
             }
         }
         acc
@@ -997,18 +1084,15 @@ pub(crate) mod dual {
             let x2 = &x[col + 2 * step..][..seg];
             let x3 = &x[col + 3 * step..][..seg];
             let mut k = 0;
-            while k + 4 <= seg {
-                let wq = quad(w, k);
-                let (a, b, c, d) = (quad(x0, k), quad(x1, k), quad(x2, k), quad(x3, k));
+            while k + 2 <= seg {
+                let wq = duo(w, k);
+                let (a, b, c, d) = (duo(x0, k), duo(x1, k), duo(x2, k), duo(x3, k));
                 mac4(&mut acc, [wq[0]; 4], [a[0], b[0], c[0], d[0]]);
                 mac4(&mut acc, [wq[1]; 4], [a[1], b[1], c[1], d[1]]);
-                mac4(&mut acc, [wq[2]; 4], [a[2], b[2], c[2], d[2]]);
-                mac4(&mut acc, [wq[3]; 4], [a[3], b[3], c[3], d[3]]);
-                k += 4;
+                k += 2;
             }
-            while k < seg {
+            if k < seg {
                 mac4(&mut acc, [w[k]; 4], [x0[k], x1[k], x2[k], x3[k]]);
-                k += 1;
             }
         }
         acc
@@ -1070,7 +1154,10 @@ pub(crate) mod dual {
                 let rows: [&[u32]; 3] = [&x[..64], &x[64..128], &x[128..]];
                 let fan = 3 * seg;
                 let want: [i32; 4] = core::array::from_fn(|g| bias + plain::<3>(&w[g * fan..], seg, &rows, col));
-                prop_assert_eq!(dot4ch::<3>(&w, fan, seg, &rows, col, [bias; 4]), want);
+                // Interleaved as merge_phase lays out a group of four channels.
+                let w4: Vec<u32> = (0..4 * fan).map(|i| w[(i % 4) * fan + i / 4]).collect();
+                prop_assert_eq!(dot4ch::<3>(&w4, seg, &rows, col, [bias; 4]), want);
+                prop_assert_eq!(dot4ch_portable::<3>(&w4, seg, &rows, col, [bias; 4]), want);
                 let want: [i32; 4] = core::array::from_fn(|d| bias + plain::<3>(&w, seg, &rows, col + d * step));
                 prop_assert_eq!(dot4px::<3>(&w, seg, &rows, col, step, [bias; 4]), want);
                 prop_assert_eq!(dot1::<3>(&w, seg, &rows, col, bias), bias + plain::<3>(&w, seg, &rows, col));
@@ -1118,14 +1205,13 @@ pub(crate) mod dual {
     }
 }
 
-/// The SSE2 version of [`dot4ch`] (`pmaddwd`: four packed pairs multiplied and summed
-/// per instruction). SSE2 is part of the x86-64 baseline, so no run-time detection.
+/// The SSE2 version of [`dot4ch`] (`pmaddwd`: the four channels' weight pairs of one
+/// input word multiplied and summed per instruction). SSE2 is part of the x86-64 baseline, so no run-time detection.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86 {
     use core::arch::x86_64::{
         __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi32,
-        _mm_setzero_si128, _mm_shuffle_epi32, _mm_unpackhi_epi32, _mm_unpackhi_epi64,
-        _mm_unpacklo_epi32, _mm_unpacklo_epi64,
+        _mm_set1_epi32, _mm_shuffle_epi32,
     };
 
     /// Four words from the start of `x` (compiles to one unaligned load).
@@ -1140,52 +1226,33 @@ mod x86 {
     #[target_feature(enable = "sse2")]
     pub(super) fn dot4ch<const K: usize>(
         w4: &[u32],
-        fan: usize,
         seg: usize,
         x: &[&[u32]; K],
         col: usize,
         start: [i32; 4],
     ) -> [i32; 4] {
-        debug_assert!(w4.len() >= 4 * fan, "weights of four channels expected");
-        let Some(w4) = w4.get(..4 * fan) else {
+        debug_assert!(w4.len() >= 4 * K * seg, "weights of four channels expected");
+        let Some(w4) = w4.get(..4 * K * seg) else {
             return start;
         };
-        let mut acc = [_mm_setzero_si128(); 4];
-        let mut tail = start;
-        let body = seg / 4 * 4;
+        // Lane `g` accumulates channel `g`: the interleaved weights of input word `k`
+        // against that word in every lane.
+        let mut acc = load(&start.map(|a| a as u32));
         for (ky, x) in x.iter().enumerate() {
             debug_assert!(x.len() >= col + seg, "padded row too short");
             let Some(x) = x.get(col..col + seg) else {
                 return start;
             };
-            for k in (0..body).step_by(4) {
-                let xv = load(&x[k..]);
-                for (g, a) in acc.iter_mut().enumerate() {
-                    let wv = load(&w4[g * fan + ky * seg + k..]);
-                    *a = _mm_add_epi32(*a, _mm_madd_epi16(wv, xv));
-                }
-            }
-            for k in body..seg {
-                for (g, t) in tail.iter_mut().enumerate() {
-                    *t = super::dual::smlad(w4[g * fan + ky * seg + k], x[k], *t);
-                }
+            let w = &w4[4 * ky * seg..][..4 * seg];
+            for (wk, &xk) in w.chunks_exact(4).zip(x) {
+                acc = _mm_add_epi32(acc, _mm_madd_epi16(load(wk), _mm_set1_epi32(xk as i32)));
             }
         }
-        // Transpose-add the four accumulators into one vector of four sums.
-        let t0 = _mm_add_epi32(
-            _mm_unpacklo_epi32(acc[0], acc[1]),
-            _mm_unpackhi_epi32(acc[0], acc[1]),
-        );
-        let t1 = _mm_add_epi32(
-            _mm_unpacklo_epi32(acc[2], acc[3]),
-            _mm_unpackhi_epi32(acc[2], acc[3]),
-        );
-        let s = _mm_add_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1));
         [
-            _mm_cvtsi128_si32(s) + tail[0],
-            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01>(s)) + tail[1],
-            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10>(s)) + tail[2],
-            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11>(s)) + tail[3],
+            _mm_cvtsi128_si32(acc),
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01>(acc)),
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10>(acc)),
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11>(acc)),
         ]
     }
 }
