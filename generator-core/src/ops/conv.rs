@@ -268,11 +268,14 @@ fn conv_rows(
     // Monomorphise the common channel counts so the row copies and dot products have
     // compile-time lengths (fully unrolled, no remainder loops); `0` means "read the
     // count at run time".
+    // Cortex-M without the DSP extension (M0, M3) keeps one copy, for flash: each is
+    // about 10 KB there, and those boards have 64-256 KiB.
+    let mono = !cfg!(all(target_arch = "arm", not(arm_dsp)));
     let c = in_ch as usize;
     let fast = fits_fast_path(layer);
     match (in_ch, fast) {
-        (8, true) => conv_fast_entry::<8>(layer, input, output, c, &band),
-        (16, true) => conv_fast_entry::<16>(layer, input, output, c, &band),
+        (8, true) if mono => conv_fast_entry::<8>(layer, input, output, c, &band),
+        (16, true) if mono => conv_fast_entry::<16>(layer, input, output, c, &band),
         (_, true) => conv_fast_entry::<0>(layer, input, output, c, &band),
         (_, false) => conv_generic::<0>(layer, input, output, c, &band),
     }
@@ -1038,7 +1041,8 @@ pub(crate) mod dual {
     /// [`super::dot4ch`] by pairs: each input word is loaded once for four channels,
     /// whose weights are interleaved word by word (`w4[4 * t + g]` is word `t` of
     /// channel `g`). Two input words per step.
-    #[inline(always)]
+    #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
+    #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
     #[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
     pub(super) fn dot4ch_portable<const K: usize>(
         w4: &[u32],
@@ -1068,7 +1072,8 @@ pub(crate) mod dual {
     /// One channel's weights `w` (`K` rows of `seg` words) against four pixels whose
     /// input runs start at `col`, `col + step`, `col + 2 * step`, `col + 3 * step`:
     /// each weight word is loaded once for four pixels.
-    #[inline(always)]
+    #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
+    #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
     pub(super) fn dot4px<const K: usize>(
         w: &[u32],
         seg: usize,
@@ -1099,7 +1104,8 @@ pub(crate) mod dual {
     }
 
     /// One channel at one pixel.
-    #[inline(always)]
+    #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
+    #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
     pub(super) fn dot1<const K: usize>(
         w: &[u32],
         seg: usize,

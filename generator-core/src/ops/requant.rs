@@ -49,19 +49,20 @@ impl Requant {
 }
 
 /// A channel's bias and [`Requant`] in the form the fast kernels use: the accumulator
-/// starts at `bias`, the rounding constant `2^(shift - 1)` is precomputed, and on 32-bit
-/// targets the shift runs on the high word of the product. `apply(bias + sum)` is
-/// bit-identical to `requant.apply(bias + sum)`.
+/// starts at `bias`, and on 32-bit targets the shift runs on the high word of the
+/// product. `apply(bias + sum)` is bit-identical to `requant.apply(bias + sum)`. 16
+/// bytes, so that a block's parameters stay small on the Cortex-M stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rescale {
     /// Start value of the channel's accumulator.
     pub bias: i32,
     multiplier: i32,
-    /// `2^(shift - 1)`.
-    round: i64,
-    shift: u32,
-    zero_point: i32,
-    min: i32,
+    /// `2^(shift - 33)` for `shift >= 33` (the rounding constant `2^(shift - 1)` seen
+    /// in the high word), else 0.
+    round_hi: i32,
+    shift: u8,
+    zero_point: i8,
+    min: i8,
 }
 
 impl Rescale {
@@ -69,7 +70,7 @@ impl Rescale {
     pub const ZERO: Rescale = Rescale {
         bias: 0,
         multiplier: 0,
-        round: 1,
+        round_hi: 0,
         shift: 1,
         zero_point: 0,
         min: -128,
@@ -77,14 +78,14 @@ impl Rescale {
 
     /// The fast form of `requant` for a channel with this `bias`.
     pub fn new(bias: i32, requant: Requant) -> Rescale {
-        let shift = u32::from(requant.shift.clamp(1, 62));
+        let shift = requant.shift.clamp(1, 62);
         Rescale {
             bias,
             multiplier: requant.multiplier,
-            round: 1i64 << (shift - 1),
+            round_hi: if shift >= 33 { 1 << (shift - 33) } else { 0 },
             shift,
-            zero_point: i32::from(requant.zero_point),
-            min: i32::from(requant.min),
+            zero_point: requant.zero_point,
+            min: requant.min,
         }
     }
 
@@ -104,23 +105,23 @@ impl Rescale {
     #[inline(always)]
     #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))] // 32-bit: tests only
     pub(crate) fn scaled_wide(&self, acc: i32) -> i32 {
-        let p = i64::from(acc) * i64::from(self.multiplier) + self.round;
+        let p = i64::from(acc) * i64::from(self.multiplier) + (1i64 << (self.shift - 1));
         (p >> self.shift).clamp(-1024, 1024) as i32
     }
 
-    /// [`Rescale::scaled_wide`] for 32-bit CPUs. For `shift >= 32` (every realistic
-    /// layer) it takes the high word of the product plus rounding constant (Cortex-M:
-    /// one `smlal`) and shifts that by `shift - 32`: `floor(floor(p / 2^32) / 2^(shift -
-    /// 32)) == floor(p / 2^shift)`, and `|p| < 2^63` so the high word fits in `i32`
-    /// after the shift. Smaller shifts take the 64-bit shift.
+    /// [`Rescale::scaled_wide`] for 32-bit CPUs. For `shift >= 33` (realistic layers)
+    /// it works on the high word `hi = floor(acc * multiplier / 2^32)` alone (Cortex-M:
+    /// one `smull`): the rounding constant `2^(shift - 1)` is a multiple of `2^32`, so
+    /// `floor((p + 2^(shift - 1)) / 2^shift) == (hi + 2^(shift - 33)) >> (shift - 32)`
+    /// exactly, and `|hi| < 2^30`. Smaller shifts take the 64-bit shift.
     #[inline(always)]
     #[cfg_attr(target_pointer_width = "64", allow(dead_code))] // 64-bit: tests only
     pub(crate) fn scaled_split(&self, acc: i32) -> i32 {
-        let p = i64::from(acc) * i64::from(self.multiplier) + self.round;
-        if self.shift >= 32 {
-            ((p >> 32) as i32) >> (self.shift - 32)
+        let p = i64::from(acc) * i64::from(self.multiplier);
+        if self.shift >= 33 {
+            (((p >> 32) as i32) + self.round_hi) >> (self.shift - 32)
         } else {
-            (p >> self.shift).clamp(-1024, 1024) as i32
+            ((p + (1i64 << (self.shift - 1))) >> self.shift).clamp(-1024, 1024) as i32
         }
     }
 
@@ -128,8 +129,8 @@ impl Rescale {
     /// [`Requant::apply`]); `|v| < 2^31 - 256`.
     #[inline(always)]
     fn clamp(&self, v: i32) -> i8 {
-        let v = v + self.zero_point;
-        let below = v - self.min;
+        let v = v + i32::from(self.zero_point);
+        let below = v - i32::from(self.min);
         let v = v - (below & (below >> 31));
         let above = v - 127;
         (v - (above & !(above >> 31))) as i8
