@@ -920,6 +920,76 @@ pub(crate) mod dual {
         n
     }
 
+    /// Two rows of int8 weights (`wa`, `wb`, equally long) against the same inputs, as
+    /// [`dot_i8_sxtb16`] does for one: each input word pair is loaded once for both. On
+    /// Cortex-M4 the loop is assembly: 13 instructions per eight multiply-accumulates.
+    #[inline(always)]
+    pub(crate) fn dot2_i8_sxtb16(
+        wa: &[u8],
+        wb: &[u8],
+        xw: &[u32],
+        tail: &[u8],
+        acc: [i32; 2],
+    ) -> [i32; 2] {
+        #[cfg(arm_dsp)]
+        {
+            let quads = (wa.len() / 4).min(wb.len() / 4).min(xw.len() / 2);
+            let (mut a0, mut a1) = (acc[0], acc[1]);
+            if quads > 0 {
+                // SAFETY: `quads >= 1` iterations read `4 * quads` bytes of `wa` and of
+                // `wb` (word loads, which Cortex-M4 allows unaligned) and `2 * quads`
+                // words of `xw` (a `u32` slice, 4-byte aligned for `LDRD`), all within
+                // the slices by the `min` above. Only registers and flags (not
+                // preserved) are written; no stack.
+                #[allow(unsafe_code)]
+                unsafe {
+                    core::arch::asm!(
+                        "2:",
+                        "ldr {wa}, [{pa}], #4",
+                        "ldr {wb}, [{pb}], #4",
+                        "ldrd {x0}, {x1}, [{xp}], #8",
+                        "sxtb16 {t}, {wa}",
+                        "smlad {a0}, {t}, {x0}, {a0}",
+                        "sxtb16 {t}, {wa}, ror #8",
+                        "smlad {a0}, {t}, {x1}, {a0}",
+                        "sxtb16 {t}, {wb}",
+                        "smlad {a1}, {t}, {x0}, {a1}",
+                        "sxtb16 {t}, {wb}, ror #8",
+                        "smlad {a1}, {t}, {x1}, {a1}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        pa = inout(reg) wa.as_ptr() => _,
+                        pb = inout(reg) wb.as_ptr() => _,
+                        xp = inout(reg) xw.as_ptr() => _,
+                        n = inout(reg) quads => _,
+                        a0 = inout(reg) a0,
+                        a1 = inout(reg) a1,
+                        wa = out(reg) _,
+                        wb = out(reg) _,
+                        x0 = out(reg) _,
+                        x1 = out(reg) _,
+                        t = out(reg) _,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            // `xw` covers the first `4 * quads` inputs: the rest are the `tail` bytes.
+            debug_assert_eq!(quads, wa.len() / 4, "xw from widen_sxtb16 of the inputs");
+            let rest = |w: &[u8], a: i32| -> i32 {
+                let w = w.get(4 * quads..).unwrap_or(&[]);
+                w.iter()
+                    .zip(tail)
+                    .fold(a, |a, (&w, &x)| a.wrapping_add(i32::from(w as i8) * i32::from(x as i8)))
+            };
+            [rest(wa, a0), rest(wb, a1)]
+        }
+        #[cfg(not(arm_dsp))]
+        [
+            dot_i8_sxtb16(wa, xw, tail, acc[0]),
+            dot_i8_sxtb16(wb, xw, tail, acc[1]),
+        ]
+    }
+
     /// `acc + sum(w[k] as i8 * x[k])` with `xw` from [`widen_sxtb16`] of the first
     /// `4 * (w.len() / 4)` inputs and `tail` the remaining inputs (bytes): per four
     /// weights one word load, two `SXTB16` and two `SMLAD`.
@@ -1069,12 +1139,93 @@ pub(crate) mod dual {
         acc
     }
 
+    /// [`dot4px_portable`] on Cortex-M4: for 8-channel inputs (`step == 4` words, the
+    /// shipped model's last layer) the loop over weight-word pairs is assembly, 16
+    /// instructions per eight `SMLAD` (the pixels' input runs at fixed offsets).
+    #[cfg(arm_dsp)]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(super) fn dot4px<const K: usize>(
+        w: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        step: usize,
+        mut acc: [i32; 4],
+    ) -> [i32; 4] {
+        if step != 4 || seg % 2 != 0 {
+            return dot4px_portable::<K>(w, seg, x, col, step, acc);
+        }
+        for (ky, x) in x.iter().enumerate() {
+            let w = &w[ky * seg..][..seg];
+            // The four pixels' runs: words `col .. col + 3 * 4 + seg`.
+            let x = &x[col..][..12 + seg];
+            let pairs = seg / 2;
+            if pairs > 0 {
+                let [a0, a1, a2, a3] = &mut acc;
+                // SAFETY: `pairs >= 1` iterations read `2 * pairs == seg` words of `w`
+                // (a slice of exactly `seg` words) and, at step `k`, words `k + 4 * d`,
+                // `k + 4 * d + 1` (`d < 4`) of `x`, below `12 + seg` (the slice's length,
+                // checked above); `u32` slices are 4-byte aligned as `LDRD` needs.
+                // Only registers and flags (not preserved) are written; no stack.
+                unsafe {
+                    core::arch::asm!(
+                        "2:",
+                        "ldrd {w0}, {w1}, [{wp}], #8",
+                        "ldrd {x0}, {x1}, [{xp}]",
+                        "smlad {a0}, {w0}, {x0}, {a0}",
+                        "smlad {a0}, {w1}, {x1}, {a0}",
+                        "ldrd {x0}, {x1}, [{xp}, #16]",
+                        "smlad {a1}, {w0}, {x0}, {a1}",
+                        "smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {x0}, {x1}, [{xp}, #32]",
+                        "smlad {a2}, {w0}, {x0}, {a2}",
+                        "smlad {a2}, {w1}, {x1}, {a2}",
+                        "ldrd {x0}, {x1}, [{xp}, #48]",
+                        "smlad {a3}, {w0}, {x0}, {a3}",
+                        "smlad {a3}, {w1}, {x1}, {a3}",
+                        "adds {xp}, {xp}, #8",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        xp = inout(reg) x.as_ptr() => _,
+                        wp = inout(reg) w.as_ptr() => _,
+                        n = inout(reg) pairs => _,
+                        a0 = inout(reg) *a0,
+                        a1 = inout(reg) *a1,
+                        a2 = inout(reg) *a2,
+                        a3 = inout(reg) *a3,
+                        x0 = out(reg) _,
+                        x1 = out(reg) _,
+                        w0 = out(reg) _,
+                        w1 = out(reg) _,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+        }
+        acc
+    }
+
+    /// [`dot4px_portable`] everywhere but Cortex-M4.
+    #[cfg(not(arm_dsp))]
+    #[inline(always)]
+    pub(super) fn dot4px<const K: usize>(
+        w: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        step: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        dot4px_portable::<K>(w, seg, x, col, step, acc)
+    }
+
     /// One channel's weights `w` (`K` rows of `seg` words) against four pixels whose
     /// input runs start at `col`, `col + step`, `col + 2 * step`, `col + 3 * step`:
     /// each weight word is loaded once for four pixels.
     #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
     #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
-    pub(super) fn dot4px<const K: usize>(
+    pub(super) fn dot4px_portable<const K: usize>(
         w: &[u32],
         seg: usize,
         x: &[&[u32]; K],
@@ -1166,6 +1317,7 @@ pub(crate) mod dual {
                 prop_assert_eq!(dot4ch_portable::<3>(&w4, seg, &rows, col, [bias; 4]), want);
                 let want: [i32; 4] = core::array::from_fn(|d| bias + plain::<3>(&w, seg, &rows, col + d * step));
                 prop_assert_eq!(dot4px::<3>(&w, seg, &rows, col, step, [bias; 4]), want);
+                prop_assert_eq!(dot4px_portable::<3>(&w, seg, &rows, col, step, [bias; 4]), want);
                 prop_assert_eq!(dot1::<3>(&w, seg, &rows, col, bias), bias + plain::<3>(&w, seg, &rows, col));
             }
 
@@ -1194,6 +1346,9 @@ pub(crate) mod dual {
                 let w = &w[..x.len()];
                 let got = dot_i8_sxtb16(w, &xw[..used], &x[2 * used..], acc);
                 prop_assert_eq!(got, acc + plain_dot(w, &x));
+                let wb: Vec<u8> = w.iter().map(|&b| b.wrapping_mul(7)).collect();
+                let got2 = dot2_i8_sxtb16(w, &wb, &xw[..used], &x[2 * used..], [acc, -acc]);
+                prop_assert_eq!(got2, [acc + plain_dot(w, &x), -acc + plain_dot(&wb, &x)]);
                 let wide: Vec<i16> = x.iter().map(|&b| i16::from(b as i8)).collect();
                 prop_assert_eq!(dot_i8(w, &wide), plain_dot(w, &x));
             }

@@ -1,7 +1,7 @@
 //! Fully connected layer.
 
 use super::conv::dual;
-use super::requant::Rescale;
+use super::requant::{Requant, Rescale};
 use super::{channels, dot};
 use crate::{Error, Layer, LayerShape, Result};
 
@@ -45,9 +45,37 @@ pub fn linear_sxtb16(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
     let mut wide = [0u32; PAIRS_MAX_INPUTS / 2];
     let words = dual::widen_sxtb16(input, &mut wide);
     let (xw, tail) = (&wide[..words], &input[2 * words..]);
-    let rows = layer.params().weights.chunks_exact(n.max(1));
-    for ((out, row), ch) in output.iter_mut().zip(rows).zip(channels(layer)) {
-        let r = Rescale::new(ch.bias, ch.requant);
+    // Two outputs per pass share the input loads; each output's parameters are read
+    // in place (the lengths were checked by Layer::new).
+    let p = layer.params();
+    let word = |b: &[u8], o: usize| {
+        b.get(4 * o..4 * o + 4)
+            .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let rescale = |o: usize| {
+        let requant = Requant {
+            multiplier: word(p.multiplier, o),
+            shift: p.shift.get(o).copied().unwrap_or(1),
+            zero_point: p.out_zero_point,
+            min: if p.relu { p.out_zero_point } else { i8::MIN },
+        };
+        Rescale::new(word(p.bias, o), requant)
+    };
+    let rows = p.weights.chunks_exact(n.max(1));
+    let mut pairs = output.chunks_exact_mut(2);
+    let mut o = 0;
+    for o2 in &mut pairs {
+        let (Some(wa), Some(wb)) = (rows.clone().nth(o), rows.clone().nth(o + 1)) else {
+            break;
+        };
+        let (ra, rb) = (rescale(o), rescale(o + 1));
+        let [a, b] = dual::dot2_i8_sxtb16(wa, wb, xw, tail, [ra.bias, rb.bias]);
+        o2[0] = ra.apply(a);
+        o2[1] = rb.apply(b);
+        o += 2;
+    }
+    if let ([out], Some(row)) = (pairs.into_remainder(), rows.clone().nth(o)) {
+        let r = rescale(o);
         *out = r.apply(dual::dot_i8_sxtb16(row, xw, tail, r.bias));
     }
     true
