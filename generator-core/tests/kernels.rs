@@ -494,8 +494,7 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
                 conv::prepare(&layer, &mut prepared).expect("prepares");
             }
             let mut out = vec![0u8; layer.output_len()];
-            conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h)
-                .expect("runs");
+            conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h).expect("runs");
             outs.push(("portable, merged per call", signed(out)));
             if !prepared.is_empty() {
                 let mut out = vec![0u8; layer.output_len()];

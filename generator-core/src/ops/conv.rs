@@ -20,7 +20,7 @@
 //!
 //! Weights and inputs are `i16` packed two to a `u32` word (first value in the low half),
 //! the operand of the Arm DSP extension's `SMLAD` (two 16-bit multiply-accumulates in one
-//! instruction; [`dual`]). A pixel's channels are padded to an even count `cp` (the extra
+//! instruction; the `dual` module). A pixel's channels are padded to an even count `cp` (the extra
 //! slot has weight 0), so no pair straddles two pixels. Word arrays are 4-byte aligned,
 //! so the Cortex-M4 loads two words per `LDRD`.
 //!
@@ -32,7 +32,7 @@
 //! `SMLAD` on Cortex-M4), and the channels left over (a one-channel last layer) four
 //! pixels per pass sharing the weight loads. Without upsampling the same loop runs once
 //! with the 3x3 kernel widened to pairs. Each output is requantised by a
-//! [`Rescale`](super::requant::Rescale), which folds in the bias.
+//! `Rescale` (module `requant`), which folds in the bias.
 //!
 //! # Prepared weights
 //!
@@ -487,8 +487,7 @@ fn conv_fast<const C: usize>(
                         "merge_block sized the scratch"
                     );
                     let weights = &p.weights[first * 9 * c..(first + n) * 9 * c];
-                    for (px, dst) in wm.chunks_exact_mut(words.max(1)).take(g.stride).enumerate()
-                    {
+                    for (px, dst) in wm.chunks_exact_mut(words.max(1)).take(g.stride).enumerate() {
                         merge_phase::<C>(weights, c, upsample.then_some((py, px)), dst);
                     }
                     let (a, b) = wm.split_at(words.min(wm.len()));
@@ -537,7 +536,11 @@ struct Place {
 impl Place {
     /// The input positions `i` whose output row `stride * i + py` is wanted.
     fn inputs(&self) -> core::ops::Range<usize> {
-        let lo = self.rows.start.saturating_sub(self.py).div_ceil(self.stride);
+        let lo = self
+            .rows
+            .start
+            .saturating_sub(self.py)
+            .div_ceil(self.stride);
         let hi = self.rows.end.saturating_sub(self.py).div_ceil(self.stride);
         lo..hi.max(lo)
     }
@@ -628,7 +631,10 @@ fn fill_row<const C: usize>(dst: &mut [u32], input: &[u8], r: usize, s: Shape) {
     if c % 2 == 0 {
         dual::widen(src, mid);
     } else {
-        for (px, b) in mid.chunks_exact_mut(half.max(1)).zip(src.chunks_exact(c.max(1))) {
+        for (px, b) in mid
+            .chunks_exact_mut(half.max(1))
+            .zip(src.chunks_exact(c.max(1)))
+        {
             for (q, d) in px.iter_mut().enumerate() {
                 let v = |i: usize| b.get(i).map_or(0, |&x| i16::from(x as i8));
                 *d = pack(v(2 * q), v(2 * q + 1));
@@ -663,7 +669,10 @@ fn run<const C: usize, const K: usize>(
     let row_words = (s.w + 2) * half;
     let n = params.len();
     let n4 = n - n % 4;
-    debug_assert!(ring.len() >= K * row_words, "row ring shorter than {K} rows");
+    debug_assert!(
+        ring.len() >= K * row_words,
+        "row ring shorter than {K} rows"
+    );
     let Some(ring) = ring.get_mut(..K * row_words) else {
         return;
     };
@@ -682,7 +691,10 @@ fn run<const C: usize, const K: usize>(
             core::array::from_fn(|ky| &ring[((base + ky) % K) * row_words..][..row_words]);
         let oy = at.stride * i + at.py - at.rows.start;
         // conv_rows checked `output.len() == rows.len() * out_row`.
-        debug_assert!(output.len() >= (oy + 1) * out_row, "output row out of range");
+        debug_assert!(
+            output.len() >= (oy + 1) * out_row,
+            "output row out of range"
+        );
         let Some(out) = output.get_mut(oy * out_row..(oy + 1) * out_row) else {
             return;
         };
@@ -740,7 +752,10 @@ fn run<const C: usize, const K: usize>(
 /// words, interleaved as [`merge_phase`] writes them) with the same `K` input runs
 /// `x[ky][col..col + seg]`, added to `acc`. Inlined so that `fan` and `seg` are constants of the monomorphised
 /// caller.
-#[cfg_attr(not(all(target_arch = "x86_64", target_feature = "sse2")), inline(always))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    inline(always)
+)]
 #[cfg_attr(
     all(target_arch = "x86_64", target_feature = "sse2"),
     inline,
@@ -875,7 +890,11 @@ pub(crate) mod dual {
                 d[0] = (even & 0xFFFF) | (odd << 16);
                 d[1] = (odd & 0xFFFF_0000) | (even >> 16);
             }
-            for (d, s) in d4.into_remainder().iter_mut().zip(s4.remainder().chunks_exact(2)) {
+            for (d, s) in d4
+                .into_remainder()
+                .iter_mut()
+                .zip(s4.remainder().chunks_exact(2))
+            {
                 *d = super::pack(i16::from(s[0] as i8), i16::from(s[1] as i8));
             }
         }
@@ -977,9 +996,9 @@ pub(crate) mod dual {
             debug_assert_eq!(quads, wa.len() / 4, "xw from widen_sxtb16 of the inputs");
             let rest = |w: &[u8], a: i32| -> i32 {
                 let w = w.get(4 * quads..).unwrap_or(&[]);
-                w.iter()
-                    .zip(tail)
-                    .fold(a, |a, (&w, &x)| a.wrapping_add(i32::from(w as i8) * i32::from(x as i8)))
+                w.iter().zip(tail).fold(a, |a, (&w, &x)| {
+                    a.wrapping_add(i32::from(w as i8) * i32::from(x as i8))
+                })
             };
             [rest(wa, a0), rest(wb, a1)]
         }
@@ -1153,7 +1172,7 @@ pub(crate) mod dual {
         step: usize,
         mut acc: [i32; 4],
     ) -> [i32; 4] {
-        if step != 4 || seg % 2 != 0 {
+        if step != 4 || !seg.is_multiple_of(2) {
             return dot4px_portable::<K>(w, seg, x, col, step, acc);
         }
         for (ky, x) in x.iter().enumerate() {
@@ -1371,8 +1390,8 @@ pub(crate) mod dual {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86 {
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi32,
-        _mm_set1_epi32, _mm_shuffle_epi32,
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi32, _mm_set1_epi32,
+        _mm_shuffle_epi32,
     };
 
     /// Four words from the start of `x` (compiles to one unaligned load).

@@ -208,11 +208,11 @@ mod tests {
         // (acc, multiplier, shift, zero point, min) -> output: ties round up, both sides
         // of shift 32, the clamps.
         let cases: [(i32, i32, u8, i8, i8, i8); 10] = [
-            (-3, 1 << 30, 32, 0, -128, -1),  // -0.75 -> -1
-            (-2, 1 << 30, 32, 0, -128, 0),   // -0.5 -> 0
-            (-6, 1 << 30, 32, 0, -128, -1),  // -1.5 -> -1
-            (5, 1 << 30, 31, 0, -128, 3),    // 2.5 -> 3
-            (-5, 1 << 30, 31, 0, -128, -2),  // -2.5 -> -2
+            (-3, 1 << 30, 32, 0, -128, -1),       // -0.75 -> -1
+            (-2, 1 << 30, 32, 0, -128, 0),        // -0.5 -> 0
+            (-6, 1 << 30, 32, 0, -128, -1),       // -1.5 -> -1
+            (5, 1 << 30, 31, 0, -128, 3),         // 2.5 -> 3
+            (-5, 1 << 30, 31, 0, -128, -2),       // -2.5 -> -2
             (1 << 20, 1 << 30, 40, 3, -128, 127), // 1024 + 3, clamped
             (-(1 << 20), 1 << 30, 40, 3, -128, -128),
             (-(1 << 20), 1 << 30, 40, 3, 3, 3), // ReLU floor
@@ -220,11 +220,24 @@ mod tests {
             (i32::MIN, i32::MAX, 1, 0, -128, -128),
         ];
         for (acc, multiplier, shift, zero_point, min, want) in cases {
-            let requant = Requant { multiplier, shift, zero_point, min };
-            assert_eq!(requant.apply(acc), want, "Requant {acc} {multiplier} {shift}");
+            let requant = Requant {
+                multiplier,
+                shift,
+                zero_point,
+                min,
+            };
+            assert_eq!(
+                requant.apply(acc),
+                want,
+                "Requant {acc} {multiplier} {shift}"
+            );
             let r = Rescale::new(0, requant);
             assert_eq!(r.apply(acc) as i8, want, "{acc} {multiplier} {shift}");
-            assert_eq!(r.clamp(r.scaled_split(acc)), want, "split {acc} {multiplier} {shift}");
+            assert_eq!(
+                r.clamp(r.scaled_split(acc)),
+                want,
+                "split {acc} {multiplier} {shift}"
+            );
         }
     }
 
