@@ -488,7 +488,14 @@ fn conv_fast<const C: usize>(
                     );
                     let weights = &p.weights[first * 9 * c..(first + n) * 9 * c];
                     for (px, dst) in wm.chunks_exact_mut(words.max(1)).take(g.stride).enumerate() {
-                        merge_phase::<C>(weights, c, upsample.then_some((py, px)), dst);
+                        let phase = upsample.then_some((py, px));
+                        // One out-of-line copy on Cortex-M (flash); it runs once per
+                        // block and phase.
+                        if cfg!(target_arch = "arm") {
+                            merge_phase::<0>(weights, c, phase, dst);
+                        } else {
+                            merge_phase::<C>(weights, c, phase, dst);
+                        }
                     }
                     let (a, b) = wm.split_at(words.min(wm.len()));
                     [a, b]
@@ -553,7 +560,8 @@ impl Place {
 /// (`dst[group * 4 * fan + 4 * t + g]`, see [`dual::dot4ch`]); the channels left over
 /// follow one after another (`dst[ch * fan + t]`). `C` is `c` when it is a compile-time
 /// constant, else 0.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "arm"), inline(always))]
+#[cfg_attr(target_arch = "arm", inline(never))]
 fn merge_phase<const C: usize>(
     weights: &[u8],
     c: usize,
@@ -1242,8 +1250,8 @@ pub(crate) mod dual {
     /// One channel's weights `w` (`K` rows of `seg` words) against four pixels whose
     /// input runs start at `col`, `col + step`, `col + 2 * step`, `col + 3 * step`:
     /// each weight word is loaded once for four pixels.
-    #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
-    #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
+    #[cfg_attr(not(target_arch = "arm"), inline(always))]
+    #[cfg_attr(target_arch = "arm", inline(never))] // flash; cold on Cortex-M4
     pub(super) fn dot4px_portable<const K: usize>(
         w: &[u32],
         seg: usize,
@@ -1274,8 +1282,8 @@ pub(crate) mod dual {
     }
 
     /// One channel at one pixel.
-    #[cfg_attr(not(all(target_arch = "arm", not(arm_dsp))), inline(always))]
-    #[cfg_attr(all(target_arch = "arm", not(arm_dsp)), inline(never))] // flash
+    #[cfg_attr(not(target_arch = "arm"), inline(always))]
+    #[cfg_attr(target_arch = "arm", inline(never))] // flash; cold on Cortex-M4
     pub(super) fn dot1<const K: usize>(
         w: &[u32],
         seg: usize,

@@ -96,7 +96,11 @@ impl Rescale {
         let v = self.scaled_wide(acc);
         #[cfg(not(target_pointer_width = "64"))]
         let v = self.scaled_split(acc);
-        self.clamp(v) as u8
+        #[cfg(target_arch = "arm")]
+        let q = self.clamp_sat(v);
+        #[cfg(not(target_arch = "arm"))]
+        let q = self.clamp(v);
+        q as u8
     }
 
     /// `rounding_shift(acc)`, saturated to `-1024..=1024` (the clamp to `min..=127` after
@@ -125,9 +129,20 @@ impl Rescale {
         }
     }
 
+    /// [`Rescale::clamp`] as a saturation to `i8` and a maximum: on Arm one `SSAT`
+    /// (`SSAT` is in Armv7-M; LLVM lowers the pair of clamps to it) and a conditional
+    /// move, two instructions fewer than the masks.
+    #[inline(always)]
+    #[cfg_attr(not(target_arch = "arm"), allow(dead_code))] // elsewhere: tests only
+    fn clamp_sat(&self, v: i32) -> i8 {
+        let v = (v + i32::from(self.zero_point)).clamp(-128, 127);
+        v.max(i32::from(self.min)) as i8
+    }
+
     /// `clamp(v + zero_point, min, 127)` with sign masks, no branches (see
     /// [`Requant::apply`]); `|v| < 2^31 - 256`.
     #[inline(always)]
+    #[cfg_attr(target_arch = "arm", allow(dead_code))] // there: tests only
     fn clamp(&self, v: i32) -> i8 {
         let v = v + i32::from(self.zero_point);
         let below = v - i32::from(self.min);
@@ -200,6 +215,7 @@ mod tests {
             prop_assert_eq!(r.apply(acc) as i8, want);
             prop_assert_eq!(r.clamp(r.scaled_wide(acc)), want);
             prop_assert_eq!(r.clamp(r.scaled_split(acc)), want);
+            prop_assert_eq!(r.clamp_sat(r.scaled_split(acc)), want);
         }
     }
 
