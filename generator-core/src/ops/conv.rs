@@ -54,6 +54,9 @@
 //! the generic path: gather a `9 * in_ch` byte patch per output pixel and take one dot
 //! product per output channel.
 
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2;
+
 use super::{Channel, channels};
 use crate::model::{MAX_CONV_IN_CH, MAX_CONV_OUT_CH};
 use crate::ops::requant::{Requant, Rescale};
@@ -268,6 +271,17 @@ fn conv_rows(
     // Monomorphise the common channel counts so the row copies and dot products have
     // compile-time lengths (fully unrolled, no remainder loops); `0` means "read the
     // count at run time".
+    // The host's whole-image runs keep its own SSE2 kernel (module `sse2`).
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if kernels == Kernels::Native && prepared.is_none() && sse2::fast_block(layer) > 0 {
+        let c = in_ch as usize;
+        match in_ch {
+            8 => sse2::conv_fast_entry::<8>(layer, input, output, c, &band),
+            16 => sse2::conv_fast_entry::<16>(layer, input, output, c, &band),
+            _ => sse2::conv_fast_entry::<0>(layer, input, output, c, &band),
+        }
+        return Ok(());
+    }
     // Cortex-M without the DSP extension (M0, M3) keeps one copy, for flash: each is
     // about 10 KB there, and those boards have 64-256 KiB.
     let mono = !cfg!(all(target_arch = "arm", not(arm_dsp)));
@@ -637,6 +651,13 @@ fn fill_row<const C: usize>(dst: &mut [u32], input: &[u8], r: usize, s: Shape) {
     let (mid, right) = rest.split_at_mut((s.w * half).min(rest.len()));
     right.fill(zp);
     if c % 2 == 0 {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        #[allow(unsafe_code)]
+        // SAFETY: `x86::widen` only requires SSE2, enabled for the whole build (cfg).
+        unsafe {
+            x86::widen(src, mid);
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
         dual::widen(src, mid);
     } else {
         for (px, b) in mid
@@ -737,7 +758,7 @@ fn run<const C: usize, const K: usize>(
                 let at_j = |j: usize| (at.stride * j + px) * at.out_ch + at.first + ch;
                 let mut j = 0;
                 while j + 4 <= s.w {
-                    let acc = dual::dot4px::<K>(wc, seg, &x, (j + px) * half, half, [p.bias; 4]);
+                    let acc = dot4px::<K>(s.kernels, wc, seg, &x, (j + px) * half, half, p.bias);
                     for (d, a) in acc.into_iter().enumerate() {
                         if let Some(o) = out.get_mut(at_j(j + d)) {
                             *o = p.apply(a);
@@ -783,6 +804,34 @@ fn dot4ch<const K: usize>(
     }
     let _ = kernels;
     dual::dot4ch::<K>(w4, seg, x, col, acc)
+}
+
+/// One channel's weights against four pixels `step` words apart, each started at
+/// `bias` ([`dual::dot4px`], or SSE2 on x86-64).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    inline(always)
+)]
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2"),
+    inline,
+    target_feature(enable = "sse2")
+)]
+fn dot4px<const K: usize>(
+    kernels: Kernels,
+    w: &[u32],
+    seg: usize,
+    x: &[&[u32]; K],
+    col: usize,
+    step: usize,
+    bias: i32,
+) -> [i32; 4] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if kernels == Kernels::Native {
+        return x86::dot4px::<K>(w, seg, x, col, step, bias);
+    }
+    let _ = kernels;
+    dual::dot4px::<K>(w, seg, x, col, step, [bias; 4])
 }
 
 /// Dot products on packed `i16` pairs, in the shape of the Arm DSP extension's `SMLAD`
@@ -1398,8 +1447,8 @@ pub(crate) mod dual {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86 {
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi32, _mm_set1_epi32,
-        _mm_shuffle_epi32,
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_madd_epi16, _mm_set_epi32, _mm_set_epi64x,
+        _mm_set1_epi32, _mm_shuffle_epi32, _mm_srai_epi16, _mm_storeu_si128, _mm_unpacklo_epi8,
     };
 
     /// Four words from the start of `x` (compiles to one unaligned load).
@@ -1442,6 +1491,76 @@ mod x86 {
             _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10>(acc)),
             _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11>(acc)),
         ]
+    }
+
+    /// [`super::dot4px`]: each pixel's run against the weights four words (eight
+    /// products) per `pmaddwd`, summed across lanes at the end.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub(super) fn dot4px<const K: usize>(
+        w: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        step: usize,
+        bias: i32,
+    ) -> [i32; 4] {
+        let mut acc = [_mm_set1_epi32(0); 4];
+        let mut tail = [bias; 4];
+        let body = seg / 4 * 4;
+        for (ky, x) in x.iter().enumerate() {
+            let Some(w) = w.get(ky * seg..(ky + 1) * seg) else {
+                return tail;
+            };
+            for (d, (a, t)) in acc.iter_mut().zip(&mut tail).enumerate() {
+                let Some(x) = x.get(col + d * step..col + d * step + seg) else {
+                    return [bias; 4];
+                };
+                for k in (0..body).step_by(4) {
+                    *a = _mm_add_epi32(*a, _mm_madd_epi16(load(&w[k..]), load(&x[k..])));
+                }
+                for k in body..seg {
+                    *t = super::dual::smlad(w[k], x[k], *t);
+                }
+            }
+        }
+        let sum = |v: __m128i| {
+            let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b1110>(v));
+            _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b01>(v)))
+        };
+        [
+            tail[0] + sum(acc[0]),
+            tail[1] + sum(acc[1]),
+            tail[2] + sum(acc[2]),
+            tail[3] + sum(acc[3]),
+        ]
+    }
+
+    /// [`super::dual::widen`] eight bytes at a time: interleaving the bytes with
+    /// themselves and shifting each 16-bit lane right by 8 sign-extends them, and the
+    /// eight `i16` in memory order are the four packed pairs.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub(super) fn widen(src: &[u8], dst: &mut [u32]) {
+        let mut d4 = dst.chunks_exact_mut(4);
+        let mut s8 = src.chunks_exact(8);
+        for (d, s) in (&mut d4).zip(&mut s8) {
+            let b = i64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+            let v = _mm_set_epi64x(0, b);
+            let w = _mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v));
+            #[allow(unsafe_code)]
+            // SAFETY: `d` is four `u32`, the 16 bytes the unaligned store writes.
+            unsafe {
+                _mm_storeu_si128(d.as_mut_ptr().cast::<__m128i>(), w);
+            }
+        }
+        for (d, s) in d4
+            .into_remainder()
+            .iter_mut()
+            .zip(s8.remainder().chunks_exact(2))
+        {
+            *d = super::pack(i16::from(s[0] as i8), i16::from(s[1] as i8));
+        }
     }
 }
 
