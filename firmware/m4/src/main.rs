@@ -122,12 +122,19 @@ fn main() -> ! {
         fail("image buffer already taken")
     };
 
+    #[cfg(feature = "mps2-an386")]
+    let Some(cache) = cortex_m::singleton!(: [u32; CACHE_WORDS] = [0; CACHE_WORDS]) else {
+        fail("weight cache already taken")
+    };
+    #[cfg(not(feature = "mps2-an386"))]
+    let cache: &mut [u32] = &mut [];
+
     let painted = paint_stack();
-    let (total, min, max) = generate_all(&model, arena, image, milli_per_tick);
+    let (total, min, max) = generate_all(&model, arena, &mut cache[..], image, milli_per_tick);
     let peak = stack_peak(painted);
     #[cfg(feature = "mps2-an386")]
     if let Some(milli_per_tick) = milli_per_tick {
-        profile_layers(&model, milli_per_tick);
+        profile_layers(&model, cache, milli_per_tick);
     }
 
     if milli_per_tick.is_some() {
@@ -159,19 +166,18 @@ fn main() -> ! {
 fn generate_all(
     model: &Model<'_>,
     arena: &mut [u8],
+    cache: &mut [u32],
     image: &mut Image,
     milli_per_tick: Option<u64>,
 ) -> (u64, u64, u64) {
     let macs = model.macs_per_digit().max(1);
-    #[cfg(feature = "mps2-an386")]
-    let generator = {
-        let Some(cache) = cortex_m::singleton!(: [u32; CACHE_WORDS] = [0; CACHE_WORDS]) else {
-            fail("weight cache already taken")
-        };
+    // With a weight cache (mps2-an386) the row-by-row layers' merged weights are
+    // prepared once, here; the small boards pass none and merge per row.
+    let generator = if cache.is_empty() {
+        StreamGenerator::new(model, arena)
+    } else {
         StreamGenerator::with_weight_cache(model, arena, cache)
     };
-    #[cfg(not(feature = "mps2-an386"))]
-    let generator = StreamGenerator::new(model, arena);
     let mut generator = match generator {
         Ok(generator) => generator,
         Err(e) => fail_with("generator rejects the arena", e),
@@ -212,11 +218,13 @@ fn generate_all(
 }
 
 /// Instructions of each layer run whole (`ops::run_layer`, the whole-image
-/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0, plus the streamed
-/// tail as a whole. Only on `mps2-an386`, whose RAM is large: the small boards stream.
+/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0; for each
+/// convolution whose prepared weights fit `cache`, also from prepared weights
+/// (`ops::run_layer_prepared`, as the streaming generator runs its row-by-row layers;
+/// preparing is not timed). Only on `mps2-an386`, whose RAM is large.
 #[cfg(feature = "mps2-an386")]
 #[inline(never)]
-fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
+fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u64) {
     use generator_core::{INPUT_DIM, MAX_ARENA_BYTES, ops};
     let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
         fail("profile arena already taken")
@@ -251,6 +259,26 @@ fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
             layer.shape(),
             instructions,
             layer.shape().macs()
+        );
+        let words = ops::conv::prepared_words(layer);
+        if words == 0 || words > cache.len() {
+            continue;
+        }
+        let prepared = &mut cache[..words];
+        if let Err(e) = ops::conv::prepare(layer, prepared) {
+            fail_with("prepare failed", e);
+        }
+        let start = Stamp::now();
+        let result =
+            ops::run_layer_prepared(layer, Some(prepared), &src[..n_in], &mut dst[..n_out]);
+        let instructions = start.elapsed() * milli_per_tick / 1000;
+        if let Err(e) = result {
+            fail_with("layer failed", e);
+        }
+        hprintln!(
+            "layer {} from prepared weights: {} instructions",
+            i,
+            instructions
         );
     }
 }
