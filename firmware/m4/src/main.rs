@@ -43,6 +43,8 @@ const CACHE_WORDS: usize = 1060;
 /// Digit `d` is generated with seed `BASE_SEED + d`: the schedule of
 /// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
 const BASE_SEED: u32 = 42;
+/// Random cases per kernel in the start-up self-test of the dot-product kernels.
+const SELF_TEST_CASES: u32 = 200;
 /// The digit whose image is printed as ASCII art.
 const PREVIEW_DIGIT: u8 = 4;
 /// SysTick is a 24-bit down-counter; it runs through all of it.
@@ -98,6 +100,16 @@ fn main() -> ! {
         Ok(model) => model,
         Err(e) => fail_with("shipped model does not load", e),
     };
+    // The target's kernels (on the M4 the `asm!` loops) against their portable twins.
+    let bad = generator_core::ops::conv::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
+    hprintln!(
+        "kernel self-test: {} of {} random cases per kernel disagree",
+        bad,
+        SELF_TEST_CASES
+    );
+    if bad != 0 {
+        fail("kernel self-test failed");
+    }
     let macs = model.macs_per_digit();
     hprintln!(
         "model: {} bytes (weights {}), streaming arena {} of {} bytes, {} MACs per digit",
