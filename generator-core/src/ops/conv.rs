@@ -306,7 +306,8 @@ fn conv_rows(
 #[inline(never)] // its buffers stay out of the caller's frame
 pub fn kernel_self_test(seed: u64, cases: u32) -> u32 {
     let mut rng = crate::splitmix::SplitMix64::new(seed ^ 0x5EED_A5A5);
-    let mut next = move |n: u64| (rng.next_u64() % n.max(1)) as usize;
+    // Uniform in `0..n` by multiply-shift (no 64-bit division on the microcontroller).
+    let mut next = move |n: u64| (((rng.next_u64() >> 32) * n) >> 32) as usize;
     let mut bad = 0;
     for _ in 0..cases {
         // Merged weights up to +-4 * 128, inputs int8 widened; three rows of 64 words.
