@@ -472,3 +472,110 @@ proptest! {
         }
     }
 }
+
+// ---- every other fast path: portable pairs (the Cortex-M code), prepared weights ----
+
+/// The layer run through every kernel variant besides `run_layer`'s: for a conv, the
+/// portable pairwise dot products (the code Cortex-M runs, with the `SMLAD` / `SXTB16`
+/// models) with weights merged per call and prepared, and the native kernels from
+/// prepared weights; for a linear layer, the Cortex-M4 `SXTB16` path. Each named.
+fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
+    use generator_core::ops::{conv, linear};
+    let b = l.bytes();
+    let layer = Layer::new(l.params(&b)).expect("valid layer");
+    let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+    let signed = |out: Vec<u8>| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+    let mut outs = Vec::new();
+    match l.shape {
+        LayerShape::Conv3x3 { .. } => {
+            let out_h = l.shape.output_hwc().0 as usize;
+            let mut prepared = vec![0u32; conv::prepared_words(&layer)];
+            if !prepared.is_empty() {
+                conv::prepare(&layer, &mut prepared).expect("prepares");
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h).expect("runs");
+            outs.push(("portable, merged per call", signed(out)));
+            if !prepared.is_empty() {
+                let mut out = vec![0u8; layer.output_len()];
+                conv::conv3x3_rows_portable(&layer, &prepared, &input, 0, &mut out, 0..out_h)
+                    .expect("runs");
+                outs.push(("portable, prepared", signed(out)));
+                let mut out = vec![0u8; layer.output_len()];
+                conv::conv3x3_rows_prepared(&layer, &prepared, &input, 0, &mut out, 0..out_h)
+                    .expect("runs");
+                outs.push(("native, prepared", signed(out)));
+            }
+        }
+        LayerShape::Linear { .. } => {
+            let mut out = vec![0u8; layer.output_len()];
+            if linear::linear_sxtb16(&layer, &input, &mut out) {
+                outs.push(("linear SXTB16", signed(out)));
+            }
+        }
+    }
+    outs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every fast-path variant equals the integer reference, on the same layers as
+    /// `kernels_equal_integer_reference` (odd and even channel counts, several blocks,
+    /// one-channel layers that take the four-pixel kernel, the generic path).
+    #[test]
+    fn other_fast_paths_equal_integer_reference((l, x) in layer_strategy()) {
+        let want = reference(&l, &x);
+        for (name, got) in other_paths(&l, &x) {
+            prop_assert_eq!(&got, &want, "{}", name);
+        }
+    }
+
+    /// Row bands from prepared weights, native and portable, equal the whole map.
+    #[test]
+    fn prepared_row_bands_equal_whole_map(
+        (l, x) in conv_layer_strategy(),
+        a in 0usize..64,
+        b in 0usize..64,
+    ) {
+        use generator_core::ops::conv;
+        let bytes = l.bytes();
+        let layer = Layer::new(l.params(&bytes)).expect("valid layer");
+        let LayerShape::Conv3x3 { in_ch, in_h, in_w, upsample, .. } = l.shape else {
+            unreachable!()
+        };
+        let (out_h, out_w, out_ch) = l.shape.output_hwc();
+        let (out_h, out_row) = (out_h as usize, (out_w * out_ch) as usize);
+        let in_row = in_w as usize * in_ch as usize;
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let mut whole = vec![0u8; layer.output_len()];
+        run_layer(&layer, &input, &mut whole).expect("runs");
+        let mut prepared = vec![0u32; conv::prepared_words(&layer)];
+        if prepared.is_empty() {
+            return Ok(()); // the generic path: nothing to prepare
+        }
+        conv::prepare(&layer, &mut prepared).expect("prepares");
+        let (r0, r1) = (a.min(b) % (out_h + 1), a.max(b) % (out_h + 1));
+        let (r0, r1) = (r0.min(r1), r0.max(r1));
+        let up = usize::from(upsample);
+        let (i0, i1) = if r0 == r1 {
+            (0, 0)
+        } else {
+            ((r0 >> up).saturating_sub(1), (((r1 - 1) >> up) + 2).min(in_h as usize))
+        };
+        let band = &input[i0 * in_row..i1 * in_row];
+        let mut rows = vec![0u8; (r1 - r0) * out_row];
+        conv::conv3x3_rows_prepared(&layer, &prepared, band, i0, &mut rows, r0..r1)
+            .expect("band runs");
+        prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row]);
+        rows.fill(0xA5);
+        conv::conv3x3_rows_portable(&layer, &prepared, band, i0, &mut rows, r0..r1)
+            .expect("band runs");
+        prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row]);
+        // Prepared weights of the wrong length are refused.
+        prop_assert_eq!(
+            conv::conv3x3_rows_prepared(&layer, &prepared[1..], band, i0, &mut rows, r0..r1),
+            Err(Error::ShapeMismatch)
+        );
+    }
+}

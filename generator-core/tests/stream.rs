@@ -15,6 +15,19 @@ fn streaming_arena_is_small() {
 }
 
 #[test]
+fn weight_cache_size() {
+    let model = default_model().expect("shipped model loads");
+    // The two streamed layers' merged weights: 4 phases x 8 channels x 2x2 taps x 8
+    // pairs, and 1 channel x 3x3 taps x 4 pairs.
+    assert_eq!(StreamGenerator::weight_cache_words(&model), 1024 + 36);
+    let mut arena = vec![0u8; StreamGenerator::arena_bytes(&model)];
+    let mut cache = vec![0u32; 1059];
+    assert!(StreamGenerator::with_weight_cache(&model, &mut arena, &mut cache).is_err());
+    let mut cache = vec![0u32; 1060];
+    assert!(StreamGenerator::with_weight_cache(&model, &mut arena, &mut cache).is_ok());
+}
+
+#[test]
 fn streaming_rejects_bad_digits() {
     let model = default_model().expect("shipped model loads");
     let mut arena = vec![0u8; StreamGenerator::arena_bytes(&model)];
@@ -41,6 +54,13 @@ proptest! {
         let mut stream = StreamGenerator::new(&model, &mut small).expect("arena fits");
         let mut got: Image = [0x5A; 784];
         stream.generate(digit, seed, &mut got).expect("generates");
+        prop_assert_eq!(&got[..], &want[..]);
+        // With the weight cache (dirty before it is filled): the same bytes.
+        let mut cache = vec![0xDEAD_BEEFu32; StreamGenerator::weight_cache_words(&model) + 3];
+        let mut cached = StreamGenerator::with_weight_cache(&model, &mut small, &mut cache)
+            .expect("arena and cache fit");
+        let mut got: Image = [0x5A; 784];
+        cached.generate(digit, seed, &mut got).expect("generates");
         prop_assert_eq!(&got[..], &want[..]);
     }
 }

@@ -33,9 +33,18 @@ const BOARD: &str = "Cortex-M3 (QEMU lm3s811evb)";
 /// `Generator`.
 const ARENA_BYTES: usize = 3920;
 
+/// Weight cache of the streaming generator on `mps2-an386`:
+/// `StreamGenerator::weight_cache_words` of the shipped model (checked at start-up), the
+/// merged weights of the two row-by-row layers, prepared once instead of on every row.
+/// The small boards, short of RAM, merge per row.
+#[cfg(feature = "mps2-an386")]
+const CACHE_WORDS: usize = 1060;
+
 /// Digit `d` is generated with seed `BASE_SEED + d`: the schedule of
 /// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
 const BASE_SEED: u32 = 42;
+/// Random cases per kernel in the start-up self-test of the dot-product kernels.
+const SELF_TEST_CASES: u32 = 200;
 /// The digit whose image is printed as ASCII art.
 const PREVIEW_DIGIT: u8 = 4;
 /// SysTick is a 24-bit down-counter; it runs through all of it.
@@ -91,6 +100,16 @@ fn main() -> ! {
         Ok(model) => model,
         Err(e) => fail_with("shipped model does not load", e),
     };
+    // The target's kernels (on the M4 the `asm!` loops) against their portable twins.
+    let bad = generator_core::ops::conv::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
+    hprintln!(
+        "kernel self-test: {} of {} random cases per kernel disagree",
+        bad,
+        SELF_TEST_CASES
+    );
+    if bad != 0 {
+        fail("kernel self-test failed");
+    }
     let macs = model.macs_per_digit();
     hprintln!(
         "model: {} bytes (weights {}), streaming arena {} of {} bytes, {} MACs per digit",
@@ -99,6 +118,12 @@ fn main() -> ! {
         StreamGenerator::arena_bytes(&model),
         ARENA_BYTES,
         macs
+    );
+    #[cfg(feature = "mps2-an386")]
+    hprintln!(
+        "weight cache: {} of {} words",
+        StreamGenerator::weight_cache_words(&model),
+        CACHE_WORDS
     );
 
     // Statics in .bss, so `llvm-size` accounts for them; each `singleton!` runs once.
@@ -109,12 +134,19 @@ fn main() -> ! {
         fail("image buffer already taken")
     };
 
+    #[cfg(feature = "mps2-an386")]
+    let Some(cache) = cortex_m::singleton!(: [u32; CACHE_WORDS] = [0; CACHE_WORDS]) else {
+        fail("weight cache already taken")
+    };
+    #[cfg(not(feature = "mps2-an386"))]
+    let cache: &mut [u32] = &mut [];
+
     let painted = paint_stack();
-    let (total, min, max) = generate_all(&model, arena, image, milli_per_tick);
+    let (total, min, max) = generate_all(&model, arena, &mut cache[..], image, milli_per_tick);
     let peak = stack_peak(painted);
     #[cfg(feature = "mps2-an386")]
     if let Some(milli_per_tick) = milli_per_tick {
-        profile_layers(&model, milli_per_tick);
+        profile_layers(&model, cache, milli_per_tick);
     }
 
     if milli_per_tick.is_some() {
@@ -146,11 +178,19 @@ fn main() -> ! {
 fn generate_all(
     model: &Model<'_>,
     arena: &mut [u8],
+    cache: &mut [u32],
     image: &mut Image,
     milli_per_tick: Option<u64>,
 ) -> (u64, u64, u64) {
     let macs = model.macs_per_digit().max(1);
-    let mut generator = match StreamGenerator::new(model, arena) {
+    // With a weight cache (mps2-an386) the row-by-row layers' merged weights are
+    // prepared once, here; the small boards pass none and merge per row.
+    let generator = if cache.is_empty() {
+        StreamGenerator::new(model, arena)
+    } else {
+        StreamGenerator::with_weight_cache(model, arena, cache)
+    };
+    let mut generator = match generator {
         Ok(generator) => generator,
         Err(e) => fail_with("generator rejects the arena", e),
     };
@@ -190,11 +230,13 @@ fn generate_all(
 }
 
 /// Instructions of each layer run whole (`ops::run_layer`, the whole-image
-/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0, plus the streamed
-/// tail as a whole. Only on `mps2-an386`, whose RAM is large: the small boards stream.
+/// `Generator`'s kernels, in their own 9,408-byte arena) for digit 0; for each
+/// convolution whose prepared weights fit `cache`, also from prepared weights
+/// (`ops::run_layer_prepared`, as the streaming generator runs its row-by-row layers;
+/// preparing is not timed). Only on `mps2-an386`, whose RAM is large.
 #[cfg(feature = "mps2-an386")]
 #[inline(never)]
-fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
+fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u64) {
     use generator_core::{INPUT_DIM, MAX_ARENA_BYTES, ops};
     let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
         fail("profile arena already taken")
@@ -229,6 +271,26 @@ fn profile_layers(model: &Model<'_>, milli_per_tick: u64) {
             layer.shape(),
             instructions,
             layer.shape().macs()
+        );
+        let words = ops::conv::prepared_words(layer);
+        if words == 0 || words > cache.len() {
+            continue;
+        }
+        let prepared = &mut cache[..words];
+        if let Err(e) = ops::conv::prepare(layer, prepared) {
+            fail_with("prepare failed", e);
+        }
+        let start = Stamp::now();
+        let result =
+            ops::run_layer_prepared(layer, Some(prepared), &src[..n_in], &mut dst[..n_out]);
+        let instructions = start.elapsed() * milli_per_tick / 1000;
+        if let Err(e) = result {
+            fail_with("layer failed", e);
+        }
+        hprintln!(
+            "layer {} from prepared weights: {} instructions",
+            i,
+            instructions
         );
     }
 }

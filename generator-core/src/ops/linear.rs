@@ -1,6 +1,7 @@
 //! Fully connected layer.
 
 use super::conv::dual;
+use super::requant::{Requant, Rescale};
 use super::{channels, dot};
 use crate::{Error, Layer, LayerShape, Result};
 
@@ -15,12 +16,69 @@ pub fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()> 
     if input.len() != inputs as usize || output.len() != outputs as usize {
         return Err(Error::ShapeMismatch);
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    #[cfg(arm_dsp)]
+    if linear_sxtb16(layer, input, output) {
+        return Ok(());
+    }
+    #[cfg(not(any(arm_dsp, all(target_arch = "x86_64", target_feature = "sse2"))))]
     if linear_pairs(layer, input, output) {
         return Ok(());
     }
     linear_plain(layer, input, output);
     Ok(())
+}
+
+/// The Cortex-M4 path (`SXTB16` + `SMLAD` on `cfg(arm_dsp)`, their models elsewhere,
+/// where only the tests call it): the input is widened once into the order
+/// [`dual::widen_sxtb16`] gives, then each output takes four int8 weights per word load
+/// ([`dual::dot_i8_sxtb16`]). Returns `false`, writing nothing, if the input is longer
+/// than [`PAIRS_MAX_INPUTS`] or the buffers do not fit the layer. Public (hidden) so
+/// that host tests can check this path against the reference.
+#[doc(hidden)]
+pub fn linear_sxtb16(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+    let n = input.len();
+    let fits = matches!(layer.shape(), LayerShape::Linear { inputs, outputs }
+        if inputs as usize == n && outputs as usize == output.len());
+    if n > PAIRS_MAX_INPUTS || !fits {
+        return false;
+    }
+    let mut wide = [0u32; PAIRS_MAX_INPUTS / 2];
+    let words = dual::widen_sxtb16(input, &mut wide);
+    let (xw, tail) = (&wide[..words], &input[2 * words..]);
+    // Two outputs per pass share the input loads; each output's parameters are read
+    // in place (the lengths were checked by Layer::new).
+    let p = layer.params();
+    let word = |b: &[u8], o: usize| {
+        b.get(4 * o..4 * o + 4)
+            .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let rescale = |o: usize| {
+        let requant = Requant {
+            multiplier: word(p.multiplier, o),
+            shift: p.shift.get(o).copied().unwrap_or(1),
+            zero_point: p.out_zero_point,
+            min: if p.relu { p.out_zero_point } else { i8::MIN },
+        };
+        Rescale::new(word(p.bias, o), requant)
+    };
+    let rows = p.weights.chunks_exact(n.max(1));
+    let mut pairs = output.chunks_exact_mut(2);
+    let mut o = 0;
+    for o2 in &mut pairs {
+        let (Some(wa), Some(wb)) = (rows.clone().nth(o), rows.clone().nth(o + 1)) else {
+            break;
+        };
+        let (ra, rb) = (rescale(o), rescale(o + 1));
+        let [a, b] = dual::dot2_i8_sxtb16(wa, wb, xw, tail, [ra.bias, rb.bias]);
+        o2[0] = ra.apply(a);
+        o2[1] = rb.apply(b);
+        o += 2;
+    }
+    if let ([out], Some(row)) = (pairs.into_remainder(), rows.clone().nth(o)) {
+        let r = rescale(o);
+        *out = r.apply(dual::dot_i8_sxtb16(row, xw, tail, r.bias));
+    }
+    true
 }
 
 /// The plain path: one vectorisable byte dot product per output.
@@ -42,7 +100,10 @@ const PAIRS_MAX_INPUTS: usize = 64;
 /// input is widened to `i16` once, then each output is a pairwise dot product
 /// ([`dual::dot_i8`]). Returns `false`, writing nothing, if the input is longer than
 /// [`PAIRS_MAX_INPUTS`]. Lengths were checked by [`linear`].
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[cfg_attr(
+    any(arm_dsp, all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 fn linear_pairs(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
     let n = input.len();
     let mut wide = [0i16; PAIRS_MAX_INPUTS];

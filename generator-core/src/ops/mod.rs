@@ -29,6 +29,26 @@ pub fn run_layer(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<(
     }
 }
 
+/// [`run_layer`] with the layer's prepared convolution weights
+/// ([`conv::prepare`]; `None` to merge them on the fly): the same bytes.
+pub fn run_layer_prepared(
+    layer: &Layer<'_>,
+    prepared: Option<&[u32]>,
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<()> {
+    match (layer.shape(), prepared) {
+        (LayerShape::Conv3x3 { .. }, Some(prepared)) => {
+            if input.len() != layer.input_len() || output.len() != layer.output_len() {
+                return Err(Error::ShapeMismatch);
+            }
+            let (out_h, _, _) = layer.shape().output_hwc();
+            conv::conv3x3_rows_prepared(layer, prepared, input, 0, output, 0..out_h as usize)
+        }
+        _ => run_layer(layer, input, output),
+    }
+}
+
 /// Dot product of two equally long int8 byte slices, in `i32`.
 ///
 /// Written as a plain zip so that LLVM vectorises it (`pmaddwd` on x86, `smlabb`

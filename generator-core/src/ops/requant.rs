@@ -48,6 +48,110 @@ impl Requant {
     }
 }
 
+/// A channel's bias and [`Requant`] in the form the fast kernels use: the accumulator
+/// starts at `bias`, and on 32-bit targets the shift runs on the high word of the
+/// product. `apply(bias + sum)` is bit-identical to `requant.apply(bias + sum)`. 16
+/// bytes, so that a block's parameters stay small on the Cortex-M stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rescale {
+    /// Start value of the channel's accumulator.
+    pub bias: i32,
+    multiplier: i32,
+    /// `2^(shift - 33)` for `shift >= 33` (the rounding constant `2^(shift - 1)` seen
+    /// in the high word), else 0.
+    round_hi: i32,
+    shift: u8,
+    zero_point: i8,
+    min: i8,
+}
+
+impl Rescale {
+    /// Maps every input to the zero point (a placeholder for unused slots).
+    pub const ZERO: Rescale = Rescale {
+        bias: 0,
+        multiplier: 0,
+        round_hi: 0,
+        shift: 1,
+        zero_point: 0,
+        min: -128,
+    };
+
+    /// The fast form of `requant` for a channel with this `bias`.
+    pub fn new(bias: i32, requant: Requant) -> Rescale {
+        let shift = requant.shift.clamp(1, 62);
+        Rescale {
+            bias,
+            multiplier: requant.multiplier,
+            round_hi: if shift >= 33 { 1 << (shift - 33) } else { 0 },
+            shift,
+            zero_point: requant.zero_point,
+            min: requant.min,
+        }
+    }
+
+    /// `Requant::apply(acc)` as a byte, `acc` already including the bias.
+    #[inline(always)]
+    pub fn apply(&self, acc: i32) -> u8 {
+        #[cfg(target_pointer_width = "64")]
+        let v = self.scaled_wide(acc);
+        #[cfg(not(target_pointer_width = "64"))]
+        let v = self.scaled_split(acc);
+        #[cfg(target_arch = "arm")]
+        let q = self.clamp_sat(v);
+        #[cfg(not(target_arch = "arm"))]
+        let q = self.clamp(v);
+        q as u8
+    }
+
+    /// `rounding_shift(acc)`, saturated to `-1024..=1024` (the clamp to `min..=127` after
+    /// adding a zero point in `-128..=127` gives the same result as for the exact
+    /// value), with one 64-bit shift: cheap on 64-bit CPUs.
+    #[inline(always)]
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))] // 32-bit: tests only
+    pub(crate) fn scaled_wide(&self, acc: i32) -> i32 {
+        let p = i64::from(acc) * i64::from(self.multiplier) + (1i64 << (self.shift - 1));
+        (p >> self.shift).clamp(-1024, 1024) as i32
+    }
+
+    /// [`Rescale::scaled_wide`] for 32-bit CPUs. For `shift >= 33` (realistic layers)
+    /// it works on the high word `hi = floor(acc * multiplier / 2^32)` alone (Cortex-M:
+    /// one `smull`): the rounding constant `2^(shift - 1)` is a multiple of `2^32`, so
+    /// `floor((p + 2^(shift - 1)) / 2^shift) == (hi + 2^(shift - 33)) >> (shift - 32)`
+    /// exactly, and `|hi| < 2^30`. Smaller shifts take the 64-bit shift.
+    #[inline(always)]
+    #[cfg_attr(target_pointer_width = "64", allow(dead_code))] // 64-bit: tests only
+    pub(crate) fn scaled_split(&self, acc: i32) -> i32 {
+        let p = i64::from(acc) * i64::from(self.multiplier);
+        if self.shift >= 33 {
+            (((p >> 32) as i32) + self.round_hi) >> (self.shift - 32)
+        } else {
+            ((p + (1i64 << (self.shift - 1))) >> self.shift).clamp(-1024, 1024) as i32
+        }
+    }
+
+    /// [`Rescale::clamp`] as a saturation to `i8` and a maximum: on Arm one `SSAT`
+    /// (`SSAT` is in Armv7-M; LLVM lowers the pair of clamps to it) and a conditional
+    /// move, two instructions fewer than the masks.
+    #[inline(always)]
+    #[cfg_attr(not(target_arch = "arm"), allow(dead_code))] // elsewhere: tests only
+    fn clamp_sat(&self, v: i32) -> i8 {
+        let v = (v + i32::from(self.zero_point)).clamp(-128, 127);
+        v.max(i32::from(self.min)) as i8
+    }
+
+    /// `clamp(v + zero_point, min, 127)` with sign masks, no branches (see
+    /// [`Requant::apply`]); `|v| < 2^31 - 256`.
+    #[inline(always)]
+    #[cfg_attr(target_arch = "arm", allow(dead_code))] // there: tests only
+    fn clamp(&self, v: i32) -> i8 {
+        let v = v + i32::from(self.zero_point);
+        let below = v - i32::from(self.min);
+        let v = v - (below & (below >> 31));
+        let above = v - 127;
+        (v - (above & !(above >> 31))) as i8
+    }
+}
+
 /// Splits a positive real multiplier into a Q0.31 `multiplier` and a total right
 /// `shift` so that `real ~= multiplier / 2^shift`, frexp-style, from the `f64` bits.
 ///
@@ -90,6 +194,68 @@ pub fn quantize_multiplier(real: f64) -> (i32, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Both forms of the fast rescale equal `Requant::apply`, for every shift.
+        #[test]
+        fn rescale_equals_requant(
+            acc in prop_oneof![any::<i32>(), -70_000i32..70_000],
+            bias in -(1i32 << 30)..(1 << 30),
+            multiplier in prop_oneof![0..=i32::MAX, (1i32 << 30)..=i32::MAX],
+            shift in prop_oneof![1u8..=62, 30u8..=40],
+            zero_point in any::<i8>(),
+            relu in any::<bool>(),
+        ) {
+            let requant = Requant { multiplier, shift, zero_point, min: if relu { zero_point } else { i8::MIN } };
+            let r = Rescale::new(bias, requant);
+            let acc = acc.saturating_add(bias);
+            let want = requant.apply(acc);
+            prop_assert_eq!(r.apply(acc) as i8, want);
+            prop_assert_eq!(r.clamp(r.scaled_wide(acc)), want);
+            prop_assert_eq!(r.clamp(r.scaled_split(acc)), want);
+            prop_assert_eq!(r.clamp_sat(r.scaled_split(acc)), want);
+        }
+    }
+
+    #[test]
+    fn rescale_table() {
+        // (acc, multiplier, shift, zero point, min) -> output: ties round up, both sides
+        // of shift 32, the clamps.
+        let cases: [(i32, i32, u8, i8, i8, i8); 10] = [
+            (-3, 1 << 30, 32, 0, -128, -1),       // -0.75 -> -1
+            (-2, 1 << 30, 32, 0, -128, 0),        // -0.5 -> 0
+            (-6, 1 << 30, 32, 0, -128, -1),       // -1.5 -> -1
+            (5, 1 << 30, 31, 0, -128, 3),         // 2.5 -> 3
+            (-5, 1 << 30, 31, 0, -128, -2),       // -2.5 -> -2
+            (1 << 20, 1 << 30, 40, 3, -128, 127), // 1024 + 3, clamped
+            (-(1 << 20), 1 << 30, 40, 3, -128, -128),
+            (-(1 << 20), 1 << 30, 40, 3, 3, 3), // ReLU floor
+            (i32::MAX, i32::MAX, 62, -128, -128, -128 + 1),
+            (i32::MIN, i32::MAX, 1, 0, -128, -128),
+        ];
+        for (acc, multiplier, shift, zero_point, min, want) in cases {
+            let requant = Requant {
+                multiplier,
+                shift,
+                zero_point,
+                min,
+            };
+            assert_eq!(
+                requant.apply(acc),
+                want,
+                "Requant {acc} {multiplier} {shift}"
+            );
+            let r = Rescale::new(0, requant);
+            assert_eq!(r.apply(acc) as i8, want, "{acc} {multiplier} {shift}");
+            assert_eq!(
+                r.clamp(r.scaled_split(acc)),
+                want,
+                "split {acc} {multiplier} {shift}"
+            );
+        }
+    }
 
     #[test]
     fn multiplier_round_trips() {
