@@ -100,7 +100,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 0.999)]
     beta2: f32,
     /// Final learning rate as a fraction of the initial one (linear decay over the run's
-    /// step or time limit; 1 = constant).
+    /// step or time limit; 1 = constant). Under a time limit the decay follows the clock,
+    /// so only step- or epoch-limited runs repeat it exactly.
     #[arg(long, default_value_t = 1.0)]
     lr_end: f64,
     /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
