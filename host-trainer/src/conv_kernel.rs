@@ -330,11 +330,20 @@ impl Part {
 /// taps that read the same input pixel. The phase form does 4/9 of the multiplications and
 /// unfolds 4/9 of the values; its sums are ordered differently, so results agree with the
 /// direct form to rounding.
+///
+/// A convolution at stride `s` whose kernel side and padded input sides are multiples of `s`
+/// (the discriminator's 4x4 stride-2 layers) is computed as a stride-1 convolution with a
+/// `k/s x k/s` kernel over the `s * s` polyphase components of the padded input (space to
+/// depth): component `(a, b)` of channel `c` holds padded pixels `(s * y + a, s * x + b)`.
+/// It does the same multiplications; only their order of summation differs.
 struct Plan {
     /// Geometry of the padded input plane the parts read.
     padded: ConvGeometry,
+    /// Space-to-depth factor `s` (1: none): the parts read `in_ch * s * s` planes of
+    /// `ph / s x pw / s`.
+    fold: usize,
     parts: Vec<Part>,
-    /// Weights of each part, `[out_ch, in_ch * k * k]`.
+    /// Weights of each part, `[out_ch, in_ch * s * s * k * k]`.
     weights: Vec<Vec<f32>>,
 }
 
@@ -346,6 +355,30 @@ fn phase_tap(phase: usize, t: usize) -> usize {
 
 impl Plan {
     fn new(geo: &ConvGeometry, w: &[f32]) -> Self {
+        let (ph, pw) = padded_dims(geo);
+        let s = geo.stride;
+        if geo.up == 1 && s > 1 && geo.k % s == 0 && ph % s == 0 && pw % s == 0 {
+            let k = geo.k / s;
+            let part = Part {
+                k,
+                stride: 1,
+                y0: 0,
+                x0: 0,
+                oh: geo.out_h(),
+                ow: geo.out_w(),
+                step: 1,
+            };
+            let mut folded = vec![0f32; w.len()];
+            for (i, &v) in w.iter().enumerate() {
+                folded[Self::folded_index(geo, i)] = v;
+            }
+            return Self {
+                padded: *geo,
+                fold: s,
+                parts: vec![part],
+                weights: vec![folded],
+            };
+        }
         if !(geo.up == 2 && geo.k == 3 && geo.pad == 1 && geo.stride == 1) {
             let part = Part {
                 k: geo.k,
@@ -358,6 +391,7 @@ impl Plan {
             };
             return Self {
                 padded: *geo,
+                fold: 1,
                 parts: vec![part],
                 weights: vec![w.to_vec()],
             };
@@ -385,19 +419,36 @@ impl Plan {
         }
         Self {
             padded,
+            fold: 1,
             parts,
             weights,
         }
     }
 
+    /// Where weight `i` of `[out_ch, in_ch, k, k]` goes in the space-to-depth weights
+    /// `[out_ch, in_ch, s, s, k / s, k / s]`: tap `(s * ty + a, s * tx + b)` of channel `c`
+    /// is tap `(ty, tx)` of component `(c, a, b)`.
+    fn folded_index(geo: &ConvGeometry, i: usize) -> usize {
+        let (s, k) = (geo.stride, geo.k);
+        let kf = k / s;
+        let (oc, ky, kx) = (i / (k * k), i / k % k, i % k);
+        let (ty, a, tx, b) = (ky / s, ky % s, kx / s, kx % s);
+        (((oc * s + a) * s + b) * kf + ty) * kf + tx
+    }
+
     /// Whether the plan is the convolution itself (its output needs no reordering).
     fn is_direct(&self) -> bool {
-        self.parts.len() == 1
+        self.parts.len() == 1 && self.fold == 1
+    }
+
+    /// Input planes the parts read: `in_ch * s * s`.
+    fn channels(&self) -> usize {
+        self.padded.in_ch * self.fold * self.fold
     }
 
     /// Rows of a part's unfolded input.
     fn rows(&self, part: &Part) -> usize {
-        self.padded.in_ch * part.k * part.k
+        self.channels() * part.k * part.k
     }
 
     /// Images unfolded together: enough columns for an efficient product, few enough to stay
@@ -412,6 +463,12 @@ impl Plan {
             return parts.into_iter().next().expect("one part");
         }
         let mut dw = vec![0f32; geo.weight_len()];
+        if self.fold > 1 {
+            for (i, d) in dw.iter_mut().enumerate() {
+                *d = parts[0][Self::folded_index(geo, i)];
+            }
+            return dw;
+        }
         for (part, dp) in self.parts.iter().zip(&parts) {
             for (oc, taps) in dw.chunks_exact_mut(9).enumerate() {
                 for (t, d) in taps.iter_mut().enumerate() {
@@ -644,6 +701,7 @@ struct InPlace {
 impl InPlace {
     fn new(plan: &Plan) -> Self {
         let (ph, pw) = padded_dims(&plan.padded);
+        let (ph, pw) = (ph / plan.fold, pw / plan.fold);
         Self {
             pw,
             plane: ph * pw,
@@ -674,7 +732,40 @@ impl InPlace {
         let geo = &plan.padded;
         for j in 0..g {
             let img = &x[j * geo.in_len()..(j + 1) * geo.in_len()];
-            pad_image(geo, img, &mut buf[j * self.plane..], self.chan);
+            let dst = &mut buf[j * self.plane..];
+            if plan.fold == 1 {
+                pad_image(geo, img, dst, self.chan);
+            } else {
+                self.each_folded(plan, |i, at| dst[at] = img[i]);
+            }
+        }
+    }
+
+    /// The adjoint of [`pad`](Self::pad) for one image: adds its padded gradient at
+    /// `buf` (borders ignored) onto `img`.
+    fn unpad_add(&self, plan: &Plan, buf: &[f32], img: &mut [f32]) {
+        if plan.fold == 1 {
+            unpad_add(&plan.padded, buf, img, self.chan);
+        } else {
+            self.each_folded(plan, |i, at| img[i] += buf[at]);
+        }
+    }
+
+    /// Calls `f(i, at)` for every input value `i` of one image `[in_ch, in_h, in_w]` and its
+    /// place `at` in the space-to-depth planes of that image.
+    fn each_folded(&self, plan: &Plan, mut f: impl FnMut(usize, usize)) {
+        let (geo, s) = (&plan.padded, plan.fold);
+        let mut i = 0;
+        for c in 0..geo.in_ch {
+            for y in 0..geo.in_h {
+                let py = y + geo.pad;
+                for x in 0..geo.in_w {
+                    let px = x + geo.pad;
+                    let plane = (c * s + py % s) * s + px % s;
+                    f(i, plane * self.chan + py / s * self.pw + px / s);
+                    i += 1;
+                }
+            }
         }
     }
 }
@@ -776,7 +867,7 @@ fn forward_in_place(
     out: &mut [f32],
 ) {
     let ip = InPlace::new(plan);
-    let mut buf = Scratch::zeroed(geo.in_ch * ip.chan);
+    let mut buf = Scratch::zeroed(plan.channels() * ip.chan);
     let mut prod = Scratch::new(geo.out_ch * ip.chan);
     let (images, group) = (out.len() / geo.out_len(), plan.group());
     let mut i = 0;
@@ -804,7 +895,7 @@ fn forward_in_place(
                     cs: 1,
                 };
                 gemm_views(
-                    (geo.out_ch, n, geo.in_ch),
+                    (geo.out_ch, n, plan.channels()),
                     (pw, wv),
                     (&buf, xv),
                     (&mut prod, pv),
@@ -1007,8 +1098,8 @@ fn backward_in_place(
     let mut dprod = Scratch::new(geo.out_ch * group * geo.positions());
     // Zero between output positions, and every part writes the same positions.
     let mut dpart = Scratch::zeroed(geo.out_ch * ip.chan);
-    let mut buf = Scratch::zeroed(geo.in_ch * ip.chan);
-    let mut dbuf = Scratch::new(geo.in_ch * ip.chan);
+    let mut buf = Scratch::zeroed(plan.channels() * ip.chan);
+    let mut dbuf = Scratch::new(plan.channels() * ip.chan);
     let dv = View {
         offset: 0,
         rs: ip.chan,
@@ -1048,7 +1139,7 @@ fn backward_in_place(
                         cs: ip.chan,
                     };
                     gemm_views(
-                        (geo.out_ch, geo.in_ch, n),
+                        (geo.out_ch, plan.channels(), n),
                         (&dpart, dv),
                         (&buf, xt),
                         (&mut dws[p], wv),
@@ -1063,7 +1154,7 @@ fn backward_in_place(
                         cs: rows,
                     };
                     gemm_views(
-                        (geo.in_ch, n, geo.out_ch),
+                        (plan.channels(), n, geo.out_ch),
                         (&plan.weights[p], wt),
                         (&dpart, dv),
                         (&mut dbuf, xv),
@@ -1075,7 +1166,7 @@ fn backward_in_place(
         if let Some(dx) = range.dx.as_deref_mut() {
             for j in 0..g {
                 let img = &mut dx[(i - range.first + j) * geo.in_len()..][..geo.in_len()];
-                unpad_add(&plan.padded, &dbuf[j * ip.plane..], img, ip.chan);
+                ip.unpad_add(plan, &dbuf[j * ip.plane..], img);
             }
         }
         i += g;
@@ -1226,7 +1317,10 @@ mod tests {
             g(5, 3, 5, 2, 3, 1, 1, 1),  // plain 3x3
             g(4, 1, 8, 3, 4, 2, 1, 1),  // discriminator downsampler
             g(2, 3, 6, 4, 4, 2, 1, 1),  // second downsampler
+            g(3, 2, 7, 3, 3, 2, 1, 1),  // stride 2, odd kernel: the unfold form
+            g(2, 2, 5, 3, 3, 1, 0, 1),  // no padding
             g(70, 2, 7, 2, 3, 1, 1, 2), // more images than one group
+            g(70, 1, 8, 2, 4, 2, 1, 1), // the same, space to depth
         ]
     }
 
