@@ -357,7 +357,8 @@ impl Plan {
     fn new(geo: &ConvGeometry, w: &[f32]) -> Self {
         let (ph, pw) = padded_dims(geo);
         let s = geo.stride;
-        if geo.up == 1 && s > 1 && geo.k % s == 0 && ph % s == 0 && pw % s == 0 {
+        let fits = |v: usize| v.is_multiple_of(s);
+        if geo.up == 1 && s > 1 && fits(geo.k) && fits(ph) && fits(pw) {
             let k = geo.k / s;
             let part = Part {
                 k,
@@ -755,15 +756,18 @@ impl InPlace {
     /// place `at` in the space-to-depth planes of that image.
     fn each_folded(&self, plan: &Plan, mut f: impl FnMut(usize, usize)) {
         let (geo, s) = (&plan.padded, plan.fold);
-        let mut i = 0;
         for c in 0..geo.in_ch {
             for y in 0..geo.in_h {
-                let py = y + geo.pad;
-                for x in 0..geo.in_w {
-                    let px = x + geo.pad;
-                    let plane = (c * s + py % s) * s + px % s;
-                    f(i, plane * self.chan + py / s * self.pw + px / s);
-                    i += 1;
+                let (py, row) = (y + geo.pad, (c * geo.in_h + y) * geo.in_w);
+                let first = ((c * s + py % s) * s) * self.chan + py / s * self.pw;
+                // Column px = x + pad lands in component px % s at px / s: step through the
+                // row once per component.
+                for b in 0..s {
+                    let x0 = (b + s - geo.pad % s) % s;
+                    let at = first + b * self.chan + (x0 + geo.pad) / s;
+                    for (n, x) in (x0..geo.in_w).step_by(s).enumerate() {
+                        f(row + x, at + n);
+                    }
                 }
             }
         }
