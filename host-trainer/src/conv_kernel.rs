@@ -737,7 +737,13 @@ impl InPlace {
             if plan.fold == 1 {
                 pad_image(geo, img, dst, self.chan);
             } else {
-                self.each_folded(plan, |i, at| dst[at] = img[i]);
+                self.each_folded_row(plan, |i, at, n| {
+                    let src = img[i..].iter().step_by(plan.fold);
+                    dst[at..at + n]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, &v)| *d = v);
+                });
             }
         }
     }
@@ -748,13 +754,17 @@ impl InPlace {
         if plan.fold == 1 {
             unpad_add(&plan.padded, buf, img, self.chan);
         } else {
-            self.each_folded(plan, |i, at| img[i] += buf[at]);
+            self.each_folded_row(plan, |i, at, n| {
+                let dst = img[i..].iter_mut().step_by(plan.fold);
+                dst.zip(&buf[at..at + n]).for_each(|(d, &v)| *d += v);
+            });
         }
     }
 
-    /// Calls `f(i, at)` for every input value `i` of one image `[in_ch, in_h, in_w]` and its
-    /// place `at` in the space-to-depth planes of that image.
-    fn each_folded(&self, plan: &Plan, mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(i, at, n)` for each run of `n` input values `i, i + s, ..` of one image `[in_ch,
+    /// in_h, in_w]` (one input row, one component) that lands contiguously at `at, at + 1, ..`
+    /// in the space-to-depth planes of that image.
+    fn each_folded_row(&self, plan: &Plan, mut f: impl FnMut(usize, usize, usize)) {
         let (geo, s) = (&plan.padded, plan.fold);
         for c in 0..geo.in_ch {
             for y in 0..geo.in_h {
@@ -764,9 +774,9 @@ impl InPlace {
                 // row once per component.
                 for b in 0..s {
                     let x0 = (b + s - geo.pad % s) % s;
-                    let at = first + b * self.chan + (x0 + geo.pad) / s;
-                    for (n, x) in (x0..geo.in_w).step_by(s).enumerate() {
-                        f(row + x, at + n);
+                    if x0 < geo.in_w {
+                        let at = first + b * self.chan + (x0 + geo.pad) / s;
+                        f(row + x0, at, (geo.in_w - x0).div_ceil(s));
                     }
                 }
             }
@@ -795,17 +805,40 @@ fn scatter_output(
     out: &mut [f32],
 ) {
     let (ow_full, n_full) = (geo.out_w(), geo.positions());
-    for j in 0..g {
-        for o in 0..geo.out_ch {
-            let b = bias.map_or(0.0, |b| b[o]);
-            let plane = &mut out[j * geo.out_len() + o * n_full..][..n_full];
-            for oy in 0..part.oh {
-                let row = &prod[layout.at(o, j, oy)..][..part.ow];
-                let at = (oy * part.step + part.y0) * ow_full + part.x0;
-                let dst = plane[at..].iter_mut().step_by(part.step);
-                dst.zip(row).for_each(|(d, &v)| *d = act.apply(v + b));
+    // One copy of the loops per activation, so the inner loop has no branch on it.
+    let mut rows = |f: &dyn Fn(&mut [f32], usize, &[f32], f32)| {
+        for j in 0..g {
+            for o in 0..geo.out_ch {
+                let b = bias.map_or(0.0, |b| b[o]);
+                let plane = &mut out[j * geo.out_len() + o * n_full..][..n_full];
+                for oy in 0..part.oh {
+                    let row = &prod[layout.at(o, j, oy)..][..part.ow];
+                    let at = (oy * part.step + part.y0) * ow_full + part.x0;
+                    f(&mut plane[at..], part.step, row, b);
+                }
             }
         }
+    };
+    match act {
+        Act::Identity => rows(&|d, s, r, b| write_row(d, s, r, |v| v + b)),
+        Act::LeakyRelu(k) => {
+            rows(&|d, s, r, b| write_row(d, s, r, |v| Act::LeakyRelu(k).apply(v + b)))
+        }
+        Act::Tanh => rows(&|d, s, r, b| write_row(d, s, r, |v| (v + b).tanh())),
+    }
+}
+
+/// `dst[i * step] = f(row[i])`; contiguous when `step` is 1.
+#[inline(always)]
+fn write_row(dst: &mut [f32], step: usize, row: &[f32], f: impl Fn(f32) -> f32) {
+    if step == 1 {
+        dst[..row.len()]
+            .iter_mut()
+            .zip(row)
+            .for_each(|(d, &v)| *d = f(v));
+    } else {
+        let dst = dst.iter_mut().step_by(step);
+        dst.zip(row).for_each(|(d, &v)| *d = f(v));
     }
 }
 
@@ -1068,18 +1101,37 @@ fn pre_activation_grad(
             let at = (i + j) * geo.out_len() + o * n_full;
             let dst = &mut dprod[o * g * n_full + j * n_full..][..n_full];
             let dy = &inputs.dy[at..at + n_full];
-            if act == Act::Identity {
-                dst.copy_from_slice(dy);
-            } else {
-                let y = &inputs.y[at..at + n_full];
-                dst.iter_mut()
-                    .zip(dy)
-                    .zip(y)
-                    .for_each(|((d, &dv), &yv)| *d = act.grad(yv, dv));
+            let y = &inputs.y[at.min(inputs.y.len())..];
+            match act {
+                Act::Identity => dst.copy_from_slice(dy),
+                Act::LeakyRelu(k) => grad_row(dst, dy, y, |yv, dv| Act::LeakyRelu(k).grad(yv, dv)),
+                Act::Tanh => grad_row(dst, dy, y, |yv, dv| Act::Tanh.grad(yv, dv)),
             }
-            db[o] += dst.iter().sum::<f32>();
+            db[o] += lane_sum(dst);
         }
     }
+}
+
+/// `dst[i] = f(y[i], dy[i])`.
+#[inline(always)]
+fn grad_row(dst: &mut [f32], dy: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
+    let y = &y[..dst.len()];
+    dst.iter_mut()
+        .zip(dy)
+        .zip(y)
+        .for_each(|((d, &dv), &yv)| *d = f(yv, dv));
+}
+
+/// The sum of `v` in eight interleaved partial sums (a fixed order the compiler can
+/// vectorise).
+fn lane_sum(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        acc.iter_mut().zip(c).for_each(|(a, &x)| *a += x);
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Zeroed per-part weight gradients and bias gradient of one range.
