@@ -806,7 +806,7 @@ fn scatter_output(
 ) {
     let (ow_full, n_full) = (geo.out_w(), geo.positions());
     // One copy of the loops per activation, so the inner loop has no branch on it.
-    let mut rows = |f: &dyn Fn(&mut [f32], usize, &[f32], f32)| {
+    let mut rows = |f: &RowWriter<'_>| {
         for j in 0..g {
             for o in 0..geo.out_ch {
                 let b = bias.map_or(0.0, |b| b[o]);
@@ -827,6 +827,9 @@ fn scatter_output(
         Act::Tanh => rows(&|d, s, r, b| write_row(d, s, r, |v| (v + b).tanh())),
     }
 }
+
+/// Writes one row of a part's output: `(destination, step, product row, bias)`.
+type RowWriter<'a> = dyn Fn(&mut [f32], usize, &[f32], f32) + 'a;
 
 /// `dst[i * step] = f(row[i])`; contiguous when `step` is 1.
 #[inline(always)]
