@@ -3,11 +3,16 @@
 //!
 //! One geometry covers every convolution of both networks: the generator's "upsample + 3x3"
 //! blocks and final 3x3, and the discriminator's 4x4 stride-2 downsamplers. Tensors are NCHW,
-//! contiguous. Each image is unfolded (im2col) into a `[K, N]` column buffer, `K = in_ch *
-//! k * k`, `N = out_h * out_w`, a few images side by side, and multiplied with the weights
-//! `[out_ch, K]` by the `gemm` crate (the one burn-flex uses). The batch is split into one
-//! contiguous range per rayon worker; weight and bias gradients are summed over the ranges in
-//! range order, so a result depends on the thread count but not on scheduling.
+//! contiguous. A `Plan` turns each into stride-1 convolutions: "upsample + 3x3" into four
+//! 2x2 convolutions at the input's resolution (one per output phase), a stride-2 4x4 into a
+//! 2x2 over the space-to-depth components of the input. Those are computed in place
+//! (`InPlace`): a few images are zero-padded side by side, and each window tap is one
+//! product of the `gemm` crate (the one burn-flex uses) reading the padded planes at that
+//! tap's offset, so nothing is unfolded (im2col) or folded back (col2im). Other geometries
+//! (odd sizes, a kernel that is not a multiple of the stride) unfold each image into a
+//! `[K, N]` column buffer instead. The batch is split into one contiguous range per rayon
+//! worker; weight and bias gradients are summed over the ranges in range order, so a result
+//! depends on the thread count but not on scheduling.
 
 use std::cell::RefCell;
 
@@ -1073,8 +1078,7 @@ pub fn backward(
             db: None,
         };
     }
-    let mut dws: Vec<Vec<f32>> = plan.weights.iter().map(|w| vec![0f32; w.len()]).collect();
-    let mut db = vec![0f32; geo.out_ch];
+    let (mut dws, mut db) = zero_partial(&plan, geo);
     for (pws, pb) in partials {
         for (acc, pw) in dws.iter_mut().zip(&pws) {
             acc.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
