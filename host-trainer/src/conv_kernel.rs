@@ -374,9 +374,13 @@ impl Plan {
                 ow: geo.out_w(),
                 step: 1,
             };
+            let table = Self::fold_table(geo);
             let mut folded = vec![0f32; w.len()];
-            for (i, &v) in w.iter().enumerate() {
-                folded[Self::folded_index(geo, i)] = v;
+            for (dst, src) in folded
+                .chunks_exact_mut(table.len())
+                .zip(w.chunks_exact(table.len()))
+            {
+                table.iter().zip(src).for_each(|(&t, &v)| dst[t] = v);
             }
             return Self {
                 padded: *geo,
@@ -431,15 +435,19 @@ impl Plan {
         }
     }
 
-    /// Where weight `i` of `[out_ch, in_ch, k, k]` goes in the space-to-depth weights
-    /// `[out_ch, in_ch, s, s, k / s, k / s]`: tap `(s * ty + a, s * tx + b)` of channel `c`
-    /// is tap `(ty, tx)` of component `(c, a, b)`.
-    fn folded_index(geo: &ConvGeometry, i: usize) -> usize {
+    /// Where each tap `ky * k + kx` of a `k x k` kernel goes in the space-to-depth weights of
+    /// its `(out, in)` channel pair, `[s, s, k / s, k / s]`: tap `(s * ty + a, s * tx + b)` is
+    /// tap `(ty, tx)` of component `(a, b)`. The pair's block keeps its place (`k * k`
+    /// values either way).
+    fn fold_table(geo: &ConvGeometry) -> Vec<usize> {
         let (s, k) = (geo.stride, geo.k);
         let kf = k / s;
-        let (oc, ky, kx) = (i / (k * k), i / k % k, i % k);
-        let (ty, a, tx, b) = (ky / s, ky % s, kx / s, kx % s);
-        (((oc * s + a) * s + b) * kf + ty) * kf + tx
+        (0..k * k)
+            .map(|t| {
+                let (ky, kx) = (t / k, t % k);
+                ((ky % s * s + kx % s) * kf + ky / s) * kf + kx / s
+            })
+            .collect()
     }
 
     /// Whether the plan is the convolution itself (its output needs no reordering).
@@ -470,8 +478,12 @@ impl Plan {
         }
         let mut dw = vec![0f32; geo.weight_len()];
         if self.fold > 1 {
-            for (i, d) in dw.iter_mut().enumerate() {
-                *d = parts[0][Self::folded_index(geo, i)];
+            let table = Self::fold_table(geo);
+            for (dst, src) in dw
+                .chunks_exact_mut(table.len())
+                .zip(parts[0].chunks_exact(table.len()))
+            {
+                dst.iter_mut().zip(&table).for_each(|(d, &t)| *d = src[t]);
             }
             return dw;
         }
