@@ -496,6 +496,16 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
             let mut out = vec![0u8; layer.output_len()];
             conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h).expect("runs");
             outs.push(("portable, merged per call", signed(out)));
+            // The x86-64 kernels called directly: AVX2 (when the CPU has it) and the SSE2
+            // fallback, whatever the dispatch picks.
+            let mut out = vec![0u8; layer.output_len()];
+            if conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs") {
+                outs.push(("AVX2", signed(out)));
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
+                outs.push(("SSE2", signed(out)));
+            }
             if !prepared.is_empty() {
                 let mut out = vec![0u8; layer.output_len()];
                 conv::conv3x3_rows_portable(&layer, &prepared, &input, 0, &mut out, 0..out_h)
@@ -578,4 +588,58 @@ proptest! {
             Err(Error::ShapeMismatch)
         );
     }
+}
+
+// ---- the x86-64 host kernels, called directly ----
+
+/// Convolutions the AVX2 kernel takes: multiples of eight output channels up to 32,
+/// input channel counts up to 16 (odd ones have a padding slot), maps up to the
+/// default model's 14 x 14.
+fn avx2_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    (
+        prop_oneof![Just(8u16), Just(16), 1u16..=16],
+        prop_oneof![Just(8u16), Just(16), Just(24), Just(32)],
+        1u16..=14,
+        1u16..=14,
+        any::<bool>(),
+    )
+        .prop_map(conv_shape)
+        .prop_filter("output fits the arena", |s| {
+            s.output_len() <= generator_core::MAX_ARENA_BYTES as u64
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The AVX2 kernel (when this CPU has AVX2) and the SSE2 fallback, each called
+    /// directly, equal the integer reference, as does the dispatch.
+    #[test]
+    fn host_conv_kernels_equal_integer_reference(
+        (l, x) in avx2_shape_strategy().prop_flat_map(layer_for_shape)
+    ) {
+        use generator_core::ops::conv;
+        let want = reference(&l, &x);
+        let b = l.bytes();
+        let layer = Layer::new(l.params(&b)).expect("valid layer");
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let signed = |out: &[u8]| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+        let mut out = vec![0u8; layer.output_len()];
+        let ran = conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs");
+        prop_assert_eq!(ran, generator_core::ops::host_has_avx2(), "AVX2 kernel skipped");
+        if ran {
+            prop_assert_eq!(signed(&out), want.clone(), "AVX2");
+        }
+        let mut out = vec![0u8; layer.output_len()];
+        if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
+            prop_assert_eq!(signed(&out), want.clone(), "SSE2");
+        }
+        prop_assert_eq!(layer_run(&layer, &input), want, "dispatch");
+    }
+}
+
+fn layer_run(layer: &Layer<'_>, input: &[u8]) -> Vec<i8> {
+    let mut out = vec![0u8; layer.output_len()];
+    run_layer(layer, input, &mut out).expect("runs");
+    out.iter().map(|&v| v as i8).collect()
 }

@@ -54,6 +54,8 @@
 //! the generic path: gather a `9 * in_ch` byte patch per output pixel and take one dot
 //! product per output channel.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2;
 
@@ -262,6 +264,20 @@ fn conv_rows(
     if !ok {
         return Err(Error::ShapeMismatch);
     }
+    // Whole maps on CPUs with AVX2 take its kernel (module `avx2`) when the layer fits.
+    #[cfg(target_arch = "x86_64")]
+    if kernels == Kernels::Native
+        && prepared.is_none()
+        && in_first == 0
+        && rows == (0..out_h as usize)
+        && avx2::available()
+        && avx2::fits(layer)
+    {
+        let whole = input.get(..in_h as usize * in_row);
+        debug_assert!(whole.is_some(), "conv_rows checked the band");
+        run_avx2(layer, whole.unwrap_or(&[]), output);
+        return Ok(());
+    }
     let band = Band {
         in_first,
         rows: rows.clone(),
@@ -294,6 +310,78 @@ fn conv_rows(
         (_, false) => conv_generic::<0>(layer, input, output, c, &band),
     }
     Ok(())
+}
+
+/// [`avx2::available`], for the other modules.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx2_available() -> bool {
+    avx2::available()
+}
+
+/// Calls [`avx2::conv_whole`] for the channel count; the caller checked
+/// [`avx2::available`] and [`avx2::fits`], and that the buffers are the whole maps.
+#[cfg(target_arch = "x86_64")]
+fn run_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+    let LayerShape::Conv3x3 { in_ch, .. } = layer.shape() else {
+        return;
+    };
+    debug_assert!(avx2::available(), "AVX2 kernel called without AVX2");
+    #[allow(unsafe_code)]
+    // SAFETY: `conv_whole` requires AVX2, which the caller checked with
+    // `avx2::available` (compile-time `target_feature`, or run-time detection).
+    unsafe {
+        match in_ch {
+            8 => avx2::conv_whole::<8>(layer, input, output),
+            16 => avx2::conv_whole::<16>(layer, input, output),
+            _ => avx2::conv_whole::<0>(layer, input, output),
+        }
+    }
+}
+
+/// Whole-map [`conv3x3`] through the x86-64 AVX2 kernel, whatever the dispatch would
+/// pick: `Ok(false)`, writing nothing, if the CPU lacks AVX2 (or this is not x86-64)
+/// or the layer does not fit that kernel. Lets tests check it against the reference.
+#[doc(hidden)]
+pub fn conv3x3_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<bool> {
+    if input.len() != layer.input_len() || output.len() != layer.output_len() {
+        return Err(Error::ShapeMismatch);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() && avx2::fits(layer) {
+        run_avx2(layer, input, output);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whole-map [`conv3x3`] through the x86-64 SSE2 kernel, the fallback on CPUs without
+/// AVX2: `Ok(false)`, writing nothing, off x86-64 or if the layer does not fit it. Lets
+/// tests check the fallback on any host.
+#[doc(hidden)]
+pub fn conv3x3_sse2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<bool> {
+    if input.len() != layer.input_len() || output.len() != layer.output_len() {
+        return Err(Error::ShapeMismatch);
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let LayerShape::Conv3x3 { in_ch, .. } = layer.shape()
+        && sse2::fast_block(layer) > 0
+    {
+        let (out_h, _, _) = layer.shape().output_hwc();
+        let band = Band {
+            in_first: 0,
+            rows: 0..out_h as usize,
+            prepared: None,
+            kernels: Kernels::Native,
+        };
+        let c = in_ch as usize;
+        match in_ch {
+            8 => sse2::conv_fast_entry::<8>(layer, input, output, c, &band),
+            16 => sse2::conv_fast_entry::<16>(layer, input, output, c, &band),
+            _ => sse2::conv_fast_entry::<0>(layer, input, output, c, &band),
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Runs the target's pairwise dot-product kernels against a plain reference on `cases`

@@ -49,6 +49,20 @@ pub fn run_layer_prepared(
     }
 }
 
+/// Whether this CPU runs the x86-64 AVX2 kernels (compile-time `target_feature`, or
+/// run-time detection with the `std` feature); `false` off x86-64. For tests.
+#[doc(hidden)]
+pub fn host_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        conv::avx2_available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Dot product of two equally long int8 byte slices, in `i32`.
 ///
 /// Written as a plain zip so that LLVM vectorises it (`pmaddwd` on x86, `smlabb`
