@@ -12,6 +12,8 @@ use crate::{Error, IMAGE_PIXELS, INPUT_DIM, Image, Model, NUM_CLASSES, Result, Z
 pub struct Generator<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    /// The AVX2 kernel's merged weights, prepared once (empty without AVX2).
+    host: ops::conv::HostWeights,
 }
 
 /// The float network input for `(digit, seed)`: `z` from [`noise::gaussian`] followed
@@ -35,7 +37,8 @@ impl<'m, 'a> Generator<'m, 'a> {
         if arena.len() < model.arena_bytes() {
             return Err(Error::ArenaTooSmall);
         }
-        Ok(Generator { model, arena })
+        let host = ops::conv::HostWeights::new(model.layers());
+        Ok(Generator { model, arena, host })
     }
 
     /// The model this generator runs.
@@ -61,7 +64,7 @@ impl<'m, 'a> Generator<'m, 'a> {
         quantize_network_input(model, x, input);
         let [even_len, _] = model.arena_regions();
         let (even, odd) = self.arena.split_at_mut(even_len);
-        run_ping_pong(model.layers(), input, even, odd)?;
+        run_ping_pong(model.layers(), Some(&self.host), input, even, odd)?;
         let result = if model.layers().len() % 2 == 1 {
             even
         } else {
@@ -100,9 +103,11 @@ pub(crate) fn quantize_network_input(model: &Model<'_>, x: &[f32; INPUT_DIM], q:
 
 /// Runs `layers` whole, layer `i` writing `even` for even `i` and `odd` otherwise (layer
 /// 0 reads `input`), so the last output starts `even` if `layers.len()` is odd and `odd`
-/// otherwise. [`Error::ArenaTooSmall`] if a region is too short.
+/// otherwise. [`Error::ArenaTooSmall`] if a region is too short. `host`: the layers'
+/// prepared AVX2 weights, if the caller has them.
 pub(crate) fn run_ping_pong(
     layers: &[crate::Layer<'_>],
+    host: Option<&ops::conv::HostWeights>,
     input: &[u8],
     even: &mut [u8],
     odd: &mut [u8],
@@ -116,7 +121,10 @@ pub(crate) fn run_ping_pong(
         };
         let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
         let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-        ops::run_layer(layer, src, dst)?;
+        match host {
+            Some(host) => host.run_layer(i, layer, src, dst)?,
+            None => ops::run_layer(layer, src, dst)?,
+        }
     }
     Ok(())
 }

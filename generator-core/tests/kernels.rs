@@ -522,6 +522,14 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
             if linear::linear_sxtb16(&layer, &input, &mut out) {
                 outs.push(("linear SXTB16", signed(out)));
             }
+            let mut out = vec![0u8; layer.output_len()];
+            if linear::linear_avx2(&layer, &input, &mut out) {
+                outs.push(("linear AVX2", signed(out)));
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            if linear::linear_fallback(&layer, &input, &mut out) {
+                outs.push(("linear fallback", signed(out)));
+            }
         }
     }
     outs
@@ -592,47 +600,82 @@ proptest! {
 
 // ---- the x86-64 host kernels, called directly ----
 
-/// Convolutions the AVX2 kernel takes: multiples of eight output channels up to 32,
-/// input channel counts up to 16 (odd ones have a padding slot), maps up to the
-/// default model's 14 x 14.
-fn avx2_shape_strategy() -> impl Strategy<Value = LayerShape> {
-    (
-        prop_oneof![Just(8u16), Just(16), 1u16..=16],
-        prop_oneof![Just(8u16), Just(16), Just(24), Just(32)],
-        1u16..=14,
-        1u16..=14,
-        any::<bool>(),
-    )
-        .prop_map(conv_shape)
-        .prop_filter("output fits the arena", |s| {
-            s.output_len() <= generator_core::MAX_ARENA_BYTES as u64
-        })
+/// Layers the AVX2 kernels take: convolutions with multiples of eight output channels
+/// up to 32 (one lane per channel), other counts without upsampling (one lane per
+/// pixel), input channel counts up to 16 (odd ones have a padding slot), maps up to 14
+/// x 14 or rows up to 28 wide; linear layers up to 64 inputs.
+fn host_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    prop_oneof![
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=16],
+            prop_oneof![Just(8u16), Just(16), Just(24), Just(32)],
+            1u16..=14,
+            1u16..=14,
+            any::<bool>(),
+        )
+            .prop_map(conv_shape),
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=16],
+            1u16..=12,
+            1u16..=10,
+            1u16..=28,
+            Just(false),
+        )
+            .prop_map(conv_shape),
+        (1u16..=64, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
+    ]
+    .prop_filter("output fits the arena", |s| {
+        s.output_len() <= generator_core::MAX_ARENA_BYTES as u64
+    })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// The AVX2 kernel (when this CPU has AVX2) and the SSE2 fallback, each called
-    /// directly, equal the integer reference, as does the dispatch.
+    /// The AVX2 kernels (when this CPU has AVX2) and the paths of CPUs without it
+    /// (SSE2 convolution, plain linear layer), each called directly, equal the integer
+    /// reference, as does the dispatch. Half the cases have every shift at 33 or more,
+    /// where the AVX2 requantisation runs in vectors rather than channel by channel.
     #[test]
-    fn host_conv_kernels_equal_integer_reference(
-        (l, x) in avx2_shape_strategy().prop_flat_map(layer_for_shape)
+    fn host_kernels_equal_integer_reference(
+        (mut l, x) in host_shape_strategy().prop_flat_map(layer_for_shape),
+        high_shifts in any::<bool>(),
     ) {
-        use generator_core::ops::conv;
+        use generator_core::ops::{conv, linear};
+        if high_shifts {
+            for s in &mut l.shift {
+                *s = (*s).max(33);
+            }
+        }
         let want = reference(&l, &x);
         let b = l.bytes();
         let layer = Layer::new(l.params(&b)).expect("valid layer");
         let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
         let signed = |out: &[u8]| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+        let avx2 = generator_core::ops::host_has_avx2();
         let mut out = vec![0u8; layer.output_len()];
-        let ran = conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs");
-        prop_assert_eq!(ran, generator_core::ops::host_has_avx2(), "AVX2 kernel skipped");
-        if ran {
-            prop_assert_eq!(signed(&out), want.clone(), "AVX2");
-        }
-        let mut out = vec![0u8; layer.output_len()];
-        if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
-            prop_assert_eq!(signed(&out), want.clone(), "SSE2");
+        match l.shape {
+            LayerShape::Conv3x3 { .. } => {
+                let ran = conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs");
+                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
+                if ran {
+                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
+                }
+                let mut out = vec![0u8; layer.output_len()];
+                if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
+                    prop_assert_eq!(signed(&out), want.clone(), "SSE2");
+                }
+            }
+            LayerShape::Linear { .. } => {
+                let ran = linear::linear_avx2(&layer, &input, &mut out);
+                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
+                if ran {
+                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
+                }
+                let mut out = vec![0u8; layer.output_len()];
+                prop_assert!(linear::linear_fallback(&layer, &input, &mut out));
+                prop_assert_eq!(signed(&out), want.clone(), "fallback");
+            }
         }
         prop_assert_eq!(layer_run(&layer, &input), want, "dispatch");
     }

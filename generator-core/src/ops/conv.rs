@@ -270,12 +270,12 @@ fn conv_rows(
         && prepared.is_none()
         && in_first == 0
         && rows == (0..out_h as usize)
-        && avx2::available()
-        && avx2::fits(layer)
+        && crate::ops::avx2::available()
+        && let Some(kind) = avx2::kind(layer)
     {
         let whole = input.get(..in_h as usize * in_row);
         debug_assert!(whole.is_some(), "conv_rows checked the band");
-        run_avx2(layer, whole.unwrap_or(&[]), output);
+        run_avx2(layer, kind, None, whole.unwrap_or(&[]), output);
         return Ok(());
     }
     let band = Band {
@@ -312,29 +312,120 @@ fn conv_rows(
     Ok(())
 }
 
-/// [`avx2::available`], for the other modules.
+/// Calls the AVX2 kernel of `kind` for the channel count; the caller checked
+/// [`crate::ops::avx2::available`], that [`avx2::kind`] is `Some(kind)`, and that the
+/// buffers are the whole maps.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn avx2_available() -> bool {
-    avx2::available()
-}
-
-/// Calls [`avx2::conv_whole`] for the channel count; the caller checked
-/// [`avx2::available`] and [`avx2::fits`], and that the buffers are the whole maps.
-#[cfg(target_arch = "x86_64")]
-fn run_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+fn run_avx2(
+    layer: &Layer<'_>,
+    kind: avx2::Kind,
+    prepared: Option<&[u32]>,
+    input: &[u8],
+    output: &mut [u8],
+) {
     let LayerShape::Conv3x3 { in_ch, .. } = layer.shape() else {
         return;
     };
-    debug_assert!(avx2::available(), "AVX2 kernel called without AVX2");
+    debug_assert!(
+        crate::ops::avx2::available(),
+        "AVX2 kernel called without AVX2"
+    );
     #[allow(unsafe_code)]
-    // SAFETY: `conv_whole` requires AVX2, which the caller checked with
+    // SAFETY: the kernels require AVX2, which the caller checked with
     // `avx2::available` (compile-time `target_feature`, or run-time detection).
     unsafe {
-        match in_ch {
-            8 => avx2::conv_whole::<8>(layer, input, output),
-            16 => avx2::conv_whole::<16>(layer, input, output),
-            _ => avx2::conv_whole::<0>(layer, input, output),
+        match (kind, in_ch) {
+            (avx2::Kind::Channels, 8) => avx2::conv_whole::<8>(layer, prepared, input, output),
+            (avx2::Kind::Channels, 16) => avx2::conv_whole::<16>(layer, prepared, input, output),
+            (avx2::Kind::Channels, _) => avx2::conv_whole::<0>(layer, prepared, input, output),
+            (avx2::Kind::Pixels, 8) => avx2::conv_pixels::<8>(layer, input, output),
+            (avx2::Kind::Pixels, _) => avx2::conv_pixels::<0>(layer, input, output),
         }
+    }
+}
+
+/// `u32` words of [`HostWeights`]: the default model's two upsampling layers take 3,072.
+#[cfg(target_arch = "x86_64")]
+const HOST_WORDS: usize = 4096;
+
+/// The AVX2 kernel's merged weights of a model's layers, prepared once: a
+/// [`crate::Generator`] holds them, so that its whole-image runs skip the merging
+/// [`conv3x3`] does on every call. Empty (and zero-sized off x86-64) where the CPU has no
+/// AVX2; layers that do not fit [`HOST_WORDS`] merge per call as before.
+pub(crate) struct HostWeights {
+    #[cfg(target_arch = "x86_64")]
+    words: [u32; HOST_WORDS],
+    /// `(start, len)` in `words` of layer `i`'s weights; `len == 0`: none.
+    #[cfg(target_arch = "x86_64")]
+    spans: [(u16, u16); crate::MAX_LAYERS],
+}
+
+impl HostWeights {
+    /// Prepares the weights of every layer of `layers` the AVX2 kernel takes, while
+    /// they fit.
+    pub(crate) fn new(layers: &[Layer<'_>]) -> HostWeights {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut h = HostWeights {
+                words: [0; HOST_WORDS],
+                spans: [(0, 0); crate::MAX_LAYERS],
+            };
+            if !crate::ops::avx2::available() {
+                return h;
+            }
+            let mut used = 0;
+            for (layer, span) in layers.iter().zip(h.spans.iter_mut()) {
+                let n = avx2::lane_words(layer);
+                if n == 0 || used + n > HOST_WORDS {
+                    continue;
+                }
+                avx2::prepare_lanes(layer, &mut h.words[used..used + n]);
+                *span = (used as u16, n as u16);
+                used += n;
+            }
+            h
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = layers;
+            HostWeights {}
+        }
+    }
+
+    /// Runs layer `i` of the layers this was prepared from, like
+    /// [`crate::ops::run_layer`] (the same bytes), from its prepared weights if it has
+    /// them.
+    pub(crate) fn run_layer(
+        &self,
+        i: usize,
+        layer: &Layer<'_>,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(&(start, len)) = self.spans.get(i)
+            && len > 0
+            && input.len() == layer.input_len()
+            && output.len() == layer.output_len()
+            && avx2::kind(layer) == Some(avx2::Kind::Channels)
+        {
+            let (start, len) = (start as usize, len as usize);
+            let prepared = self.words.get(start..start + len);
+            // `spans` is only set where AVX2 is available (`new`).
+            run_avx2(layer, avx2::Kind::Channels, prepared, input, output);
+            return Ok(());
+        }
+        let _ = i;
+        crate::ops::run_layer(layer, input, output)
+    }
+}
+
+impl core::fmt::Debug for HostWeights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut d = f.debug_struct("HostWeights");
+        #[cfg(target_arch = "x86_64")]
+        d.field("spans", &self.spans);
+        d.finish_non_exhaustive()
     }
 }
 
@@ -347,8 +438,10 @@ pub fn conv3x3_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Resul
         return Err(Error::ShapeMismatch);
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() && avx2::fits(layer) {
-        run_avx2(layer, input, output);
+    if crate::ops::avx2::available()
+        && let Some(kind) = avx2::kind(layer)
+    {
+        run_avx2(layer, kind, None, input, output);
         return Ok(true);
     }
     Ok(false)

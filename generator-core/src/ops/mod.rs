@@ -11,6 +11,8 @@
 //! - [`activation`]: input quantisation and the output table.
 
 pub mod activation;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 pub mod conv;
 pub mod linear;
 pub mod requant;
@@ -55,7 +57,7 @@ pub fn run_layer_prepared(
 pub fn host_has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        conv::avx2_available()
+        avx2::available()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -13,24 +13,20 @@
 //! as eight bytes.
 //!
 //! Used only when the CPU has AVX2: compile-time `target_feature = "avx2"`, or with
-//! the `std` feature, run-time detection ([`available`]). Everything else keeps the
+//! the `std` feature, run-time detection ([`crate::ops::avx2::available`]). Everything else keeps the
 //! SSE2 kernels.
 
 use core::arch::x86_64::{
-    __m256i, _mm_cvtsi128_si64, _mm_packs_epi16, _mm_packs_epi32, _mm_set_epi64x, _mm256_add_epi32,
-    _mm256_blend_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extract_epi32,
-    _mm256_extracti128_si256, _mm256_madd_epi16, _mm256_max_epi32, _mm256_min_epi32,
-    _mm256_mul_epi32, _mm256_set_epi32, _mm256_set1_epi32, _mm256_srav_epi32, _mm256_srli_epi64,
-    _mm256_storeu_si256,
+    __m256i, _mm_set_epi64x, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_madd_epi16,
+    _mm256_set1_epi32, _mm256_storeu_si256,
 };
 
 use super::{MERGED, pack, padded};
+use crate::ops::avx2::{LANES, Requant8, load8};
 use crate::ops::channels;
 use crate::ops::requant::Rescale;
 use crate::{Layer, LayerShape};
 
-/// Output channels per vector.
-const LANES: usize = 8;
 /// Most output channels this path takes (their parameters live on the stack).
 const MAX_OUT_CH: usize = 32;
 /// `u32` words of the padded input image, `(h + 2) * (w + 2) * cp / 2` (16 KiB).
@@ -40,29 +36,26 @@ const MAX_W_WORDS: usize = 4096;
 /// Pixels per pass sharing the weight loads.
 const PIXELS: usize = 4;
 
-/// Whether the CPU runs AVX2: always with `target_feature = "avx2"` at compile time;
-/// otherwise asked at run time with the `std` feature (and in this crate's unit
-/// tests), and `false` without it.
-#[inline]
-pub fn available() -> bool {
-    #[cfg(target_feature = "avx2")]
-    {
-        true
-    }
-    #[cfg(all(not(target_feature = "avx2"), any(test, feature = "std")))]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(all(not(target_feature = "avx2"), not(any(test, feature = "std"))))]
-    {
-        false
-    }
+/// Which AVX2 kernel runs a layer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Kind {
+    /// [`conv_whole`]: one lane per output channel, eight channels per vector.
+    Channels,
+    /// [`conv_pixels`]: one lane per output pixel, eight pixels of a row per vector.
+    Pixels,
 }
 
-/// Whether this path takes `layer`: a convolution with a multiple of eight output
-/// channels, at most [`MAX_OUT_CH`], whose padded input and merged weights fit the
-/// stack buffers.
-pub(super) fn fits(layer: &Layer<'_>) -> bool {
+/// Words of a row of one pair plane of [`conv_pixels`]: the padded row rounded so that
+/// eight-pixel loads at every column start stay inside it.
+const fn plane_row(w: usize) -> usize {
+    w.next_multiple_of(LANES) + 2
+}
+
+/// The AVX2 kernel that takes `layer`, if one does: [`Kind::Channels`] for a multiple
+/// of eight output channels (at most [`MAX_OUT_CH`]), [`Kind::Pixels`] for other
+/// counts without upsampling; in both cases the padded input and the weights must fit
+/// the stack buffers.
+pub(super) fn kind(layer: &Layer<'_>) -> Option<Kind> {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -71,27 +64,83 @@ pub(super) fn fits(layer: &Layer<'_>) -> bool {
         upsample,
     } = layer.shape()
     else {
-        return false;
+        return None;
     };
-    let (c, out_ch) = (in_ch as usize, out_ch as usize);
+    let (c, out_ch, h, w) = (
+        in_ch as usize,
+        out_ch as usize,
+        in_h as usize,
+        in_w as usize,
+    );
     let half = padded(c) / 2;
     let (phases, taps) = if upsample { (4, 4) } else { (1, 9) };
-    out_ch.is_multiple_of(LANES)
-        && out_ch > 0
-        && out_ch <= MAX_OUT_CH
-        && (in_h as usize + 2) * (in_w as usize + 2) * half <= MAX_IN_WORDS
+    if out_ch == 0 || out_ch > MAX_OUT_CH {
+        return None;
+    }
+    if out_ch.is_multiple_of(LANES)
+        && (h + 2) * (w + 2) * half <= MAX_IN_WORDS
         && phases * taps * half * out_ch <= MAX_W_WORDS
+    {
+        return Some(Kind::Channels);
+    }
+    let pixels_fit =
+        (h + 2) * plane_row(w) * half <= MAX_IN_WORDS && 9 * half * out_ch <= MAX_W_WORDS;
+    (!upsample && pixels_fit).then_some(Kind::Pixels)
 }
 
-/// Runs the whole map of a layer that [`fits`]: `input` is the whole input
+/// Words of merged weights [`conv_whole`] runs a [`Kind::Channels`] layer from (`0` for
+/// other layers).
+pub(super) fn lane_words(layer: &Layer<'_>) -> usize {
+    let LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        upsample,
+        ..
+    } = layer.shape()
+    else {
+        return 0;
+    };
+    if kind(layer) != Some(Kind::Channels) {
+        return 0;
+    }
+    let (phases, taps) = if upsample { (4, 4) } else { (1, 9) };
+    phases * taps * padded(in_ch as usize) / 2 * out_ch as usize
+}
+
+/// Writes the merged weights of a [`Kind::Channels`] layer into `dst`, which must be
+/// [`lane_words`] long (else nothing is written): what [`conv_whole`] computes on every
+/// call when it is given none.
+pub(super) fn prepare_lanes(layer: &Layer<'_>, dst: &mut [u32]) {
+    let LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        upsample,
+        ..
+    } = layer.shape()
+    else {
+        return;
+    };
+    if dst.len() == lane_words(layer) && !dst.is_empty() {
+        let c = in_ch as usize;
+        merge_lanes::<0>(layer.params().weights, c, out_ch as usize, upsample, dst);
+    }
+}
+
+/// Runs the whole map of a [`Kind::Channels`] layer: `input` is the whole input
 /// (`in_h * in_w * in_ch` bytes), `output` the whole output. `C` is `in_ch` when it is
-/// a compile-time constant, else 0.
+/// a compile-time constant, else 0. `prepared` holds the merged weights
+/// ([`prepare_lanes`]) if the caller has them; otherwise they are merged here.
 ///
-/// Callers must check [`available`] first (the `target_feature` makes the call
+/// Callers must check [`crate::ops::avx2::available`] first (the `target_feature` makes the call
 /// `unsafe` where AVX2 is not enabled at compile time).
 #[inline(never)]
 #[target_feature(enable = "avx2")]
-pub(super) fn conv_whole<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+pub(super) fn conv_whole<const C: usize>(
+    layer: &Layer<'_>,
+    prepared: Option<&[u32]>,
+    input: &[u8],
+    output: &mut [u8],
+) {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -102,7 +151,11 @@ pub(super) fn conv_whole<const C: usize>(layer: &Layer<'_>, input: &[u8], output
     else {
         return;
     };
-    debug_assert!(fits(layer), "conv_whole on a layer that does not fit");
+    debug_assert_eq!(
+        kind(layer),
+        Some(Kind::Channels),
+        "conv_whole on another layer"
+    );
     let c = if C == 0 { in_ch as usize } else { C };
     let (out_ch, h, w) = (out_ch as usize, in_h as usize, in_w as usize);
     let half = padded(c) / 2;
@@ -120,11 +173,20 @@ pub(super) fn conv_whole<const C: usize>(layer: &Layer<'_>, input: &[u8], output
     // Per block of eight channels: the requantisation, and the weights of every tap of
     // the 3x3 kernel in lanes (`[block][tap][pair][lane]`), merged per phase below.
     let blocks = out_ch / LANES;
-    let (phases, taps, k) = if upsample { (4, 4, 2) } else { (1, 9, 3) };
+    let (phases, taps) = if upsample { (4, 4) } else { (1, 9) };
     let block_words = taps * half * LANES;
-    let mut wbuf = [0u32; MAX_W_WORDS];
-    let Some(wm) = wbuf.get_mut(..phases * blocks * block_words) else {
-        return;
+    let words = phases * blocks * block_words;
+    let wbuf;
+    let wm: &[u32] = match prepared {
+        Some(wm) if wm.len() == words => wm,
+        _ => {
+            let mut buf = [0u32; MAX_W_WORDS];
+            if let Some(wm) = buf.get_mut(..words) {
+                merge_lanes::<C>(p.weights, c, out_ch, upsample, wm);
+            }
+            wbuf = buf;
+            wbuf.get(..words).unwrap_or(&[])
+        }
     };
     let mut params = [Rescale::ZERO; MAX_OUT_CH];
     for (dst, ch) in params.iter_mut().zip(channels(layer)) {
@@ -138,66 +200,236 @@ pub(super) fn conv_whole<const C: usize>(layer: &Layer<'_>, input: &[u8], output
     {
         *r = Requant8::new(ps);
     }
-    merge_lanes::<C>(p.weights, c, out_ch, upsample, wm);
-    let wm: &[u32] = wm;
 
-    let (stride, out_w) = if upsample { (2, 2 * w) } else { (1, w) };
+    let geo = Geo {
+        h,
+        w,
+        half,
+        row_words,
+        out_ch,
+        stride: if upsample { 2 } else { 1 },
+        block_words,
+    };
     for ph in 0..phases {
-        let (py, px) = (ph / 2, ph % 2);
-        for (b, rq) in requants.iter().enumerate().take(blocks) {
-            let wv = &wm[(ph * blocks + b) * block_words..][..block_words];
-            for i in 0..h {
-                let oy = stride * i + py;
-                let out_at = |j: usize| (oy * out_w + stride * j + px) * out_ch + b * LANES;
-                let x_at = |j: usize| (i + py) * row_words + (j + px) * half;
-                let mut j = 0;
-                while j + PIXELS <= w {
-                    let acc = pixels::<C, PIXELS>(wv, x, x_at(j), row_words, half, k, rq.bias);
-                    for (d, acc) in acc.into_iter().enumerate() {
-                        store8(output, out_at(j + d), rq.apply(acc));
-                    }
-                    j += PIXELS;
+        let phase = (ph / 2, ph % 2);
+        let wph = &wm[ph * blocks * block_words..][..blocks * block_words];
+        // Two blocks per pass where there are two, sharing the input broadcasts.
+        let mut b = 0;
+        while b < blocks {
+            let wb = &wph[b * block_words..];
+            if blocks - b >= 2 {
+                let rq = [requants[b], requants[b + 1]];
+                if upsample {
+                    block_rows::<C, 2, 2>(geo, phase, b, wb, &rq, x, output);
+                } else {
+                    block_rows::<C, 2, 3>(geo, phase, b, wb, &rq, x, output);
                 }
-                for j in j..w {
-                    let [acc] = pixels::<C, 1>(wv, x, x_at(j), row_words, half, k, rq.bias);
-                    store8(output, out_at(j), rq.apply(acc));
+                b += 2;
+            } else {
+                let rq = [requants[b]];
+                if upsample {
+                    block_rows::<C, 1, 2>(geo, phase, b, wb, &rq, x, output);
+                } else {
+                    block_rows::<C, 1, 3>(geo, phase, b, wb, &rq, x, output);
                 }
+                b += 1;
             }
         }
     }
 }
 
-/// `P` neighbouring output pixels of one block of eight channels: the `k x k` taps of
-/// the block's weights `wv` (`[tap][pair][lane]`) against the padded input from word
-/// `at` (pixel `d` starts `d * half` words later, kernel row `ty` `ty * row_words`),
-/// each accumulator started at `bias`.
+/// Geometry of [`conv_whole`].
+#[derive(Clone, Copy)]
+struct Geo {
+    /// Input height and width.
+    h: usize,
+    w: usize,
+    /// Words per padded pixel, `cp / 2`.
+    half: usize,
+    /// Words per padded row.
+    row_words: usize,
+    out_ch: usize,
+    /// 2 with upsampling, else 1.
+    stride: usize,
+    /// Words of one block's weights of one phase.
+    block_words: usize,
+}
+
+/// Every output pixel of phase `(py, px)` (`(0, 0)` without upsampling) for the `NB`
+/// blocks of eight channels from block `first`, whose weights start `wv` (block `n` at
+/// `n * block_words`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn pixels<const C: usize, const P: usize>(
+fn block_rows<const C: usize, const NB: usize, const K: usize>(
+    g: Geo,
+    (py, px): (usize, usize),
+    first: usize,
     wv: &[u32],
+    rq: &[Requant8; NB],
+    x: &[u32],
+    output: &mut [u8],
+) {
+    let out_w = g.stride * g.w;
+    let bias: [__m256i; NB] = core::array::from_fn(|n| rq[n].bias);
+    for i in 0..g.h {
+        let oy = g.stride * i + py;
+        let out_at = |j: usize| (oy * out_w + g.stride * j + px) * g.out_ch + first * LANES;
+        let x_at = |j: usize| (i + py) * g.row_words + (j + px) * g.half;
+        let mut j = 0;
+        while j + PIXELS <= g.w {
+            let acc = pixels::<C, PIXELS, NB, K>(wv, x, x_at(j), g, bias);
+            for (d, acc) in acc.into_iter().enumerate() {
+                for (n, acc) in acc.into_iter().enumerate() {
+                    store8(output, out_at(j + d) + n * LANES, rq[n].apply(acc));
+                }
+            }
+            j += PIXELS;
+        }
+        for j in j..g.w {
+            let [acc] = pixels::<C, 1, NB, K>(wv, x, x_at(j), g, bias);
+            for (n, acc) in acc.into_iter().enumerate() {
+                store8(output, out_at(j) + n * LANES, rq[n].apply(acc));
+            }
+        }
+    }
+}
+
+/// Runs the whole map of a [`Kind::Pixels`] layer (no upsampling), like
+/// [`conv_whole`]. The input is widened into one padded plane per channel pair
+/// (`[pair][padded row][padded column]`, rows [`plane_row`] words long), so that eight
+/// neighbouring pixels of a pair are one load; each output channel's weight pair is
+/// broadcast, and four vectors of eight pixels share it.
+///
+/// Callers must check [`crate::ops::avx2::available`] first.
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+pub(super) fn conv_pixels<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+    let LayerShape::Conv3x3 {
+        in_ch,
+        out_ch,
+        in_h,
+        in_w,
+        ..
+    } = layer.shape()
+    else {
+        return;
+    };
+    debug_assert_eq!(
+        kind(layer),
+        Some(Kind::Pixels),
+        "conv_pixels on another layer"
+    );
+    let c = if C == 0 { in_ch as usize } else { C };
+    let (out_ch, h, w) = (out_ch as usize, in_h as usize, in_w as usize);
+    let half = padded(c) / 2;
+    let p = layer.params();
+    let z = i16::from(p.in_zero_point);
+
+    // The pair planes, the zero point all round (an odd count's padding slot: 0).
+    let rs = plane_row(w);
+    let plane = (h + 2) * rs;
+    let mut xbuf = [0u32; MAX_IN_WORDS];
+    let Some(x) = xbuf.get_mut(..half * plane) else {
+        return;
+    };
+    x.fill(pack(z, z));
+    for (y, row) in input.chunks_exact((w * c).max(1)).enumerate().take(h) {
+        for (col, px) in row.chunks_exact(c.max(1)).enumerate() {
+            let at = (y + 1) * rs + col + 1;
+            for q in 0..half {
+                let v = |i: usize| px.get(i).map_or(0, |&b| i16::from(b as i8));
+                if let Some(d) = x.get_mut(q * plane + at) {
+                    *d = pack(v(2 * q), v(2 * q + 1));
+                }
+            }
+        }
+    }
+    let x: &[u32] = x;
+
+    // The weights as pairs, `[out][tap][pair]`.
+    let fan = 9 * half;
+    let mut wbuf = [0u32; MAX_W_WORDS];
+    let Some(wp) = wbuf.get_mut(..out_ch * fan) else {
+        return;
+    };
+    for (d, w) in wp
+        .chunks_exact_mut(half)
+        .zip(p.weights.chunks_exact(c.max(1)))
+    {
+        for (q, d) in d.iter_mut().enumerate() {
+            let v = |i: usize| w.get(i).map_or(0, |&b| i16::from(b as i8));
+            *d = pack(v(2 * q), v(2 * q + 1));
+        }
+    }
+    let wp: &[u32] = wp;
+
+    for (o, ch) in channels(layer).enumerate().take(out_ch) {
+        let r = Rescale::new(ch.bias, ch.requant);
+        let rq = Requant8::new(&[r; LANES]);
+        let wo = &wp[o * fan..][..fan];
+        let put = |output: &mut [u8], i: usize, j: usize, bytes: u64| {
+            let bytes = bytes.to_le_bytes();
+            let n = LANES.min(w - j);
+            if out_ch == 1 {
+                if let Some(d) = output.get_mut(i * w + j..i * w + j + n) {
+                    d.copy_from_slice(&bytes[..n]);
+                }
+            } else {
+                for (d, &b) in bytes.iter().enumerate().take(n) {
+                    if let Some(dst) = output.get_mut((i * w + j + d) * out_ch + o) {
+                        *dst = b;
+                    }
+                }
+            }
+        };
+        for i in 0..h {
+            let mut j = 0;
+            while j + PIXELS * LANES <= w.next_multiple_of(LANES) {
+                let acc = row_pixels::<C, PIXELS>(wo, x, i * rs + j, rs, plane, half, rq.bias);
+                for (g, acc) in acc.into_iter().enumerate() {
+                    put(output, i, j + g * LANES, rq.apply(acc));
+                }
+                j += PIXELS * LANES;
+            }
+            while j < w {
+                let [acc] = row_pixels::<C, 1>(wo, x, i * rs + j, rs, plane, half, rq.bias);
+                put(output, i, j, rq.apply(acc));
+                j += LANES;
+            }
+        }
+    }
+}
+
+/// `P` vectors of eight neighbouring output pixels of one channel: its 3x3 weights
+/// `wo` (`[tap][pair]`) against the pair planes from word `at` of each plane (vector `g`
+/// `8 g` words later, kernel row `ky` `ky * rs` later), started at `bias`.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn row_pixels<const C: usize, const P: usize>(
+    wo: &[u32],
     x: &[u32],
     at: usize,
-    row_words: usize,
+    rs: usize,
+    plane: usize,
     half: usize,
-    k: usize,
     bias: __m256i,
 ) -> [__m256i; P] {
     let h = if C == 0 { half } else { padded(C) / 2 };
     let mut acc = [bias; P];
-    for ty in 0..k {
-        for tx in 0..k {
-            let start = at + ty * row_words + tx * h;
-            let Some(xs) = x.get(start..start + P * h) else {
-                return acc;
-            };
-            let Some(ws) = wv.get((ty * k + tx) * h * LANES..(ty * k + tx + 1) * h * LANES) else {
-                return acc;
-            };
-            for (q, wq) in ws.chunks_exact(LANES).enumerate() {
-                let wq = load8(wq);
-                for (d, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm256_set1_epi32(xs[d * h + q] as i32);
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(wq, xv));
+    for ky in 0..3 {
+        for kx in 0..3 {
+            for q in 0..h {
+                let Some(&wq) = wo.get((3 * ky + kx) * h + q) else {
+                    return acc;
+                };
+                let wv = _mm256_set1_epi32(wq as i32);
+                let start = q * plane + at + ky * rs + kx;
+                let Some(xs) = x.get(start..start + P * LANES) else {
+                    return acc;
+                };
+                for (a, xv) in acc.iter_mut().zip(xs.chunks_exact(LANES)) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(load8(xv), wv));
                 }
             }
         }
@@ -205,21 +437,50 @@ fn pixels<const C: usize, const P: usize>(
     acc
 }
 
-/// Eight words from the start of `x` (compiles to one unaligned load).
+/// `P` neighbouring output pixels of `NB` blocks of eight channels: the `K x K` taps
+/// of the blocks' weights `wv` (`[block][tap][pair][lane]`, blocks `block_words`
+/// apart) against the padded input from word `at` (pixel `d` starts `d * half` words
+/// later, kernel row `ty` `ty * row_words`), each accumulator started at its block's
+/// bias. Each input pair is broadcast once for the `NB` blocks, each weight vector
+/// loaded once for the `P` pixels.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load8(x: &[u32]) -> __m256i {
-    let x = &x[..LANES];
-    _mm256_set_epi32(
-        x[7] as i32,
-        x[6] as i32,
-        x[5] as i32,
-        x[4] as i32,
-        x[3] as i32,
-        x[2] as i32,
-        x[1] as i32,
-        x[0] as i32,
-    )
+fn pixels<const C: usize, const P: usize, const NB: usize, const K: usize>(
+    wv: &[u32],
+    x: &[u32],
+    at: usize,
+    g: Geo,
+    bias: [__m256i; NB],
+) -> [[__m256i; NB]; P] {
+    let h = if C == 0 { g.half } else { padded(C) / 2 };
+    let mut acc = [bias; P];
+    let tap_words = h * LANES;
+    for ty in 0..K {
+        for tx in 0..K {
+            let start = at + ty * g.row_words + tx * h;
+            let Some(xs) = x.get(start..start + P * h) else {
+                return acc;
+            };
+            let t = ty * K + tx;
+            let ws: [&[u32]; NB] = core::array::from_fn(|n| {
+                let s = n * g.block_words + t * tap_words;
+                wv.get(s..s + tap_words).unwrap_or(&[])
+            });
+            if ws.iter().any(|w| w.len() < tap_words) {
+                return acc;
+            }
+            for q in 0..h {
+                let wq: [__m256i; NB] = core::array::from_fn(|n| load8(&ws[n][q * LANES..]));
+                for (d, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm256_set1_epi32(xs[d * h + q] as i32);
+                    for (a, &wq) in a.iter_mut().zip(&wq) {
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(wq, xv));
+                    }
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// Writes the eight bytes of `v` (little-endian) at `out[at..at + 8]`.
@@ -361,86 +622,4 @@ fn merge_lanes<const C: usize>(
             }
         }
     }
-}
-
-/// The requantisation of eight channels, lane by lane: [`Rescale`] in the high-word
-/// form when every channel's shift is 33 or more (`vpmuldq` for the products, a
-/// per-lane arithmetic shift, then the clamp), else channel by channel.
-#[derive(Clone, Copy)]
-pub(super) struct Requant8 {
-    /// The accumulators' start values.
-    bias: __m256i,
-    multiplier: __m256i,
-    /// The multipliers of the odd lanes, in the low halves of the 64-bit lanes.
-    multiplier_odd: __m256i,
-    round: __m256i,
-    shift: __m256i,
-    zero_point: __m256i,
-    min: __m256i,
-    /// `Some` when a channel's shift is below 33.
-    scalar: Option<[Rescale; LANES]>,
-}
-
-impl Requant8 {
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) fn new(ps: &[Rescale]) -> Requant8 {
-        let ps: [Rescale; LANES] =
-            core::array::from_fn(|g| ps.get(g).copied().unwrap_or(Rescale::ZERO));
-        let parts = ps.map(|p| p.high_word_parts());
-        let part = |k: usize| {
-            let v: [i32; LANES] = core::array::from_fn(|g| parts[g].map_or(0, |p| p[k]));
-            load8(&v.map(|v| v as u32))
-        };
-        let bias: [u32; LANES] = core::array::from_fn(|g| ps[g].bias as u32);
-        let multiplier = part(0);
-        Requant8 {
-            bias: load8(&bias),
-            multiplier,
-            multiplier_odd: _mm256_srli_epi64::<32>(multiplier),
-            round: part(1),
-            shift: part(2),
-            zero_point: part(3),
-            min: part(4),
-            scalar: parts.iter().any(Option::is_none).then_some(ps),
-        }
-    }
-
-    /// `Rescale::apply` of each lane of `acc` (which includes the bias), the eight
-    /// bytes little-endian.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) fn apply(&self, acc: __m256i) -> u64 {
-        if let Some(ps) = &self.scalar {
-            let a = lanes(acc);
-            return u64::from_le_bytes(core::array::from_fn(|g| ps[g].apply(a[g])));
-        }
-        // `floor(acc * multiplier / 2^32)` per lane: the even lanes' products shifted
-        // down, the odd lanes' high halves where they are.
-        let even = _mm256_mul_epi32(acc, self.multiplier);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), self.multiplier_odd);
-        let hi = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
-        let v = _mm256_srav_epi32(_mm256_add_epi32(hi, self.round), self.shift);
-        let v = _mm256_add_epi32(v, self.zero_point);
-        let v = _mm256_min_epi32(_mm256_max_epi32(v, self.min), _mm256_set1_epi32(127));
-        // Every lane is in -128..=127: the saturating packs are exact.
-        let v16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        _mm_cvtsi128_si64(_mm_packs_epi16(v16, v16)) as u64
-    }
-}
-
-/// The eight `i32` lanes of `v`, in order.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn lanes(v: __m256i) -> [i32; LANES] {
-    [
-        _mm256_extract_epi32::<0>(v),
-        _mm256_extract_epi32::<1>(v),
-        _mm256_extract_epi32::<2>(v),
-        _mm256_extract_epi32::<3>(v),
-        _mm256_extract_epi32::<4>(v),
-        _mm256_extract_epi32::<5>(v),
-        _mm256_extract_epi32::<6>(v),
-        _mm256_extract_epi32::<7>(v),
-    ]
 }
