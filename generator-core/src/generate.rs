@@ -64,7 +64,7 @@ impl<'m, 'a> Generator<'m, 'a> {
         quantize_network_input(model, x, input);
         let [even_len, _] = model.arena_regions();
         let (even, odd) = self.arena.split_at_mut(even_len);
-        run_ping_pong(model.layers(), Some(&self.host), input, even, odd)?;
+        run_ping_pong(model.layers(), Some(&mut self.host), input, even, odd)?;
         let result = if model.layers().len() % 2 == 1 {
             even
         } else {
@@ -107,7 +107,7 @@ pub(crate) fn quantize_network_input(model: &Model<'_>, x: &[f32; INPUT_DIM], q:
 /// prepared AVX2 weights, if the caller has them.
 pub(crate) fn run_ping_pong(
     layers: &[crate::Layer<'_>],
-    host: Option<&ops::conv::HostWeights>,
+    mut host: Option<&mut ops::conv::HostWeights>,
     input: &[u8],
     even: &mut [u8],
     odd: &mut [u8],
@@ -121,7 +121,7 @@ pub(crate) fn run_ping_pong(
         };
         let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
         let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-        match host {
+        match host.as_deref_mut() {
             Some(host) => host.run_layer(i, layer, src, dst)?,
             None => ops::run_layer(layer, src, dst)?,
         }

@@ -275,7 +275,7 @@ fn conv_rows(
     {
         let whole = input.get(..in_h as usize * in_row);
         debug_assert!(whole.is_some(), "conv_rows checked the band");
-        run_avx2(layer, kind, None, whole.unwrap_or(&[]), output);
+        run_avx2(layer, kind, None, None, whole.unwrap_or(&[]), output);
         return Ok(());
     }
     let band = Band {
@@ -320,6 +320,7 @@ fn run_avx2(
     layer: &Layer<'_>,
     kind: avx2::Kind,
     prepared: Option<&[u32]>,
+    scratch: Option<&mut [u32]>,
     input: &[u8],
     output: &mut [u8],
 ) {
@@ -335,11 +336,21 @@ fn run_avx2(
     // `avx2::available` (compile-time `target_feature`, or run-time detection).
     unsafe {
         match (kind, in_ch) {
-            (avx2::Kind::Channels, 8) => avx2::conv_whole::<8>(layer, prepared, input, output),
-            (avx2::Kind::Channels, 16) => avx2::conv_whole::<16>(layer, prepared, input, output),
-            (avx2::Kind::Channels, _) => avx2::conv_whole::<0>(layer, prepared, input, output),
-            (avx2::Kind::Pixels, 8) => avx2::conv_pixels::<8>(layer, input, output),
-            (avx2::Kind::Pixels, _) => avx2::conv_pixels::<0>(layer, input, output),
+            (avx2::Kind::Channels, 8) => {
+                avx2::conv_whole::<8>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Channels, 16) => {
+                avx2::conv_whole::<16>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Channels, _) => {
+                avx2::conv_whole::<0>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Pixels, 8) => {
+                avx2::conv_pixels::<8>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Pixels, _) => {
+                avx2::conv_pixels::<0>(layer, prepared, scratch, input, output)
+            }
         }
     }
 }
@@ -358,10 +369,14 @@ pub(crate) struct HostWeights {
     /// `(start, len)` in `words` of layer `i`'s weights; `len == 0`: none.
     #[cfg(target_arch = "x86_64")]
     spans: [(u16, u16); crate::MAX_LAYERS],
+    /// The kernels' scratch (the widened input), kept here so that no call zeroes a
+    /// stack buffer for it.
+    #[cfg(target_arch = "x86_64")]
+    scratch: [u32; avx2::SCRATCH_WORDS],
 }
 
 impl HostWeights {
-    /// Prepares the weights of every layer of `layers` the AVX2 kernel takes, while
+    /// Prepares the weights of every layer of `layers` an AVX2 kernel takes, while
     /// they fit.
     pub(crate) fn new(layers: &[Layer<'_>]) -> HostWeights {
         #[cfg(target_arch = "x86_64")]
@@ -369,17 +384,18 @@ impl HostWeights {
             let mut h = HostWeights {
                 words: [0; HOST_WORDS],
                 spans: [(0, 0); crate::MAX_LAYERS],
+                scratch: [0; avx2::SCRATCH_WORDS],
             };
             if !crate::ops::avx2::available() {
                 return h;
             }
             let mut used = 0;
             for (layer, span) in layers.iter().zip(h.spans.iter_mut()) {
-                let n = avx2::lane_words(layer);
+                let n = avx2::prepared_words(layer);
                 if n == 0 || used + n > HOST_WORDS {
                     continue;
                 }
-                avx2::prepare_lanes(layer, &mut h.words[used..used + n]);
+                avx2::prepare(layer, &mut h.words[used..used + n]);
                 *span = (used as u16, n as u16);
                 used += n;
             }
@@ -396,7 +412,7 @@ impl HostWeights {
     /// [`crate::ops::run_layer`] (the same bytes), from its prepared weights if it has
     /// them.
     pub(crate) fn run_layer(
-        &self,
+        &mut self,
         i: usize,
         layer: &Layer<'_>,
         input: &[u8],
@@ -407,12 +423,19 @@ impl HostWeights {
             && len > 0
             && input.len() == layer.input_len()
             && output.len() == layer.output_len()
-            && avx2::kind(layer) == Some(avx2::Kind::Channels)
+            && let Some(kind) = avx2::kind(layer)
         {
             let (start, len) = (start as usize, len as usize);
             let prepared = self.words.get(start..start + len);
             // `spans` is only set where AVX2 is available (`new`).
-            run_avx2(layer, avx2::Kind::Channels, prepared, input, output);
+            run_avx2(
+                layer,
+                kind,
+                prepared,
+                Some(&mut self.scratch),
+                input,
+                output,
+            );
             return Ok(());
         }
         let _ = i;
@@ -441,7 +464,7 @@ pub fn conv3x3_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Resul
     if crate::ops::avx2::available()
         && let Some(kind) = avx2::kind(layer)
     {
-        run_avx2(layer, kind, None, input, output);
+        run_avx2(layer, kind, None, None, input, output);
         return Ok(true);
     }
     Ok(false)

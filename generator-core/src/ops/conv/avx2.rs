@@ -88,9 +88,13 @@ pub(super) fn kind(layer: &Layer<'_>) -> Option<Kind> {
     (!upsample && pixels_fit).then_some(Kind::Pixels)
 }
 
-/// Words of merged weights [`conv_whole`] runs a [`Kind::Channels`] layer from (`0` for
-/// other layers).
-pub(super) fn lane_words(layer: &Layer<'_>) -> usize {
+/// `u32` words of scratch the kernels take from the caller (else from the stack): the
+/// widened input.
+pub(super) const SCRATCH_WORDS: usize = MAX_IN_WORDS;
+
+/// Words of prepared weights the kernel of a layer runs from ([`prepare`]), `0` if no
+/// AVX2 kernel takes it.
+pub(super) fn prepared_words(layer: &Layer<'_>) -> usize {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -100,17 +104,18 @@ pub(super) fn lane_words(layer: &Layer<'_>) -> usize {
     else {
         return 0;
     };
-    if kind(layer) != Some(Kind::Channels) {
-        return 0;
+    let half = padded(in_ch as usize) / 2;
+    match kind(layer) {
+        Some(Kind::Channels) if upsample => 16 * half * out_ch as usize,
+        Some(Kind::Channels | Kind::Pixels) => 9 * half * out_ch as usize,
+        None => 0,
     }
-    let (phases, taps) = if upsample { (4, 4) } else { (1, 9) };
-    phases * taps * padded(in_ch as usize) / 2 * out_ch as usize
 }
 
-/// Writes the merged weights of a [`Kind::Channels`] layer into `dst`, which must be
-/// [`lane_words`] long (else nothing is written): what [`conv_whole`] computes on every
-/// call when it is given none.
-pub(super) fn prepare_lanes(layer: &Layer<'_>, dst: &mut [u32]) {
+/// Writes the weights the kernel of `layer` runs from into `dst`, which must be
+/// [`prepared_words`] long (else nothing is written): what [`conv_whole`] and
+/// [`conv_pixels`] compute on every call when they are given none.
+pub(super) fn prepare(layer: &Layer<'_>, dst: &mut [u32]) {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -120,16 +125,22 @@ pub(super) fn prepare_lanes(layer: &Layer<'_>, dst: &mut [u32]) {
     else {
         return;
     };
-    if dst.len() == lane_words(layer) && !dst.is_empty() {
-        let c = in_ch as usize;
-        merge_lanes::<0>(layer.params().weights, c, out_ch as usize, upsample, dst);
+    if dst.len() != prepared_words(layer) || dst.is_empty() {
+        return;
+    }
+    let (c, weights) = (in_ch as usize, layer.params().weights);
+    match kind(layer) {
+        Some(Kind::Channels) => merge_lanes::<0>(weights, c, out_ch as usize, upsample, dst),
+        Some(Kind::Pixels) => weight_pairs(weights, c, dst),
+        None => {}
     }
 }
 
 /// Runs the whole map of a [`Kind::Channels`] layer: `input` is the whole input
 /// (`in_h * in_w * in_ch` bytes), `output` the whole output. `C` is `in_ch` when it is
-/// a compile-time constant, else 0. `prepared` holds the merged weights
-/// ([`prepare_lanes`]) if the caller has them; otherwise they are merged here.
+/// a compile-time constant, else 0. `prepared` holds the merged weights ([`prepare`])
+/// if the caller has them, otherwise they are merged here; `scratch` (at least
+/// [`SCRATCH_WORDS`]) spares the stack buffer for the widened input.
 ///
 /// Callers must check [`crate::ops::avx2::available`] first (the `target_feature` makes the call
 /// `unsafe` where AVX2 is not enabled at compile time).
@@ -138,6 +149,7 @@ pub(super) fn prepare_lanes(layer: &Layer<'_>, dst: &mut [u32]) {
 pub(super) fn conv_whole<const C: usize>(
     layer: &Layer<'_>,
     prepared: Option<&[u32]>,
+    scratch: Option<&mut [u32]>,
     input: &[u8],
     output: &mut [u8],
 ) {
@@ -163,7 +175,14 @@ pub(super) fn conv_whole<const C: usize>(
 
     // The padded input, `[padded row][padded column][pair]`.
     let row_words = (w + 2) * half;
-    let mut xbuf = [0u32; MAX_IN_WORDS];
+    let mut local;
+    let xbuf: &mut [u32] = match scratch {
+        Some(s) => s,
+        None => {
+            local = [0u32; MAX_IN_WORDS];
+            &mut local
+        }
+    };
     let Some(x) = xbuf.get_mut(..(h + 2) * row_words) else {
         return;
     };
@@ -270,7 +289,10 @@ fn block_rows<const C: usize, const NB: usize, const K: usize>(
     output: &mut [u8],
 ) {
     let out_w = g.stride * g.w;
-    let bias: [__m256i; NB] = core::array::from_fn(|n| rq[n].bias);
+    let mut bias = [rq[0].bias; NB];
+    for (b, r) in bias.iter_mut().zip(rq) {
+        *b = r.bias;
+    }
     for i in 0..g.h {
         let oy = g.stride * i + py;
         let out_at = |j: usize| (oy * out_w + g.stride * j + px) * g.out_ch + first * LANES;
@@ -298,12 +320,19 @@ fn block_rows<const C: usize, const NB: usize, const K: usize>(
 /// [`conv_whole`]. The input is widened into one padded plane per channel pair
 /// (`[pair][padded row][padded column]`, rows [`plane_row`] words long), so that eight
 /// neighbouring pixels of a pair are one load; each output channel's weight pair is
-/// broadcast, and four vectors of eight pixels share it.
+/// broadcast, and four vectors of eight pixels share it. `prepared` and `scratch` as
+/// for [`conv_whole`].
 ///
 /// Callers must check [`crate::ops::avx2::available`] first.
 #[inline(never)]
 #[target_feature(enable = "avx2")]
-pub(super) fn conv_pixels<const C: usize>(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+pub(super) fn conv_pixels<const C: usize>(
+    layer: &Layer<'_>,
+    prepared: Option<&[u32]>,
+    scratch: Option<&mut [u32]>,
+    input: &[u8],
+    output: &mut [u8],
+) {
     let LayerShape::Conv3x3 {
         in_ch,
         out_ch,
@@ -328,7 +357,14 @@ pub(super) fn conv_pixels<const C: usize>(layer: &Layer<'_>, input: &[u8], outpu
     // The pair planes, the zero point all round (an odd count's padding slot: 0).
     let rs = plane_row(w);
     let plane = (h + 2) * rs;
-    let mut xbuf = [0u32; MAX_IN_WORDS];
+    let mut local;
+    let xbuf: &mut [u32] = match scratch {
+        Some(s) => s,
+        None => {
+            local = [0u32; MAX_IN_WORDS];
+            &mut local
+        }
+    };
     let Some(x) = xbuf.get_mut(..half * plane) else {
         return;
     };
@@ -348,20 +384,18 @@ pub(super) fn conv_pixels<const C: usize>(layer: &Layer<'_>, input: &[u8], outpu
 
     // The weights as pairs, `[out][tap][pair]`.
     let fan = 9 * half;
-    let mut wbuf = [0u32; MAX_W_WORDS];
-    let Some(wp) = wbuf.get_mut(..out_ch * fan) else {
-        return;
-    };
-    for (d, w) in wp
-        .chunks_exact_mut(half)
-        .zip(p.weights.chunks_exact(c.max(1)))
-    {
-        for (q, d) in d.iter_mut().enumerate() {
-            let v = |i: usize| w.get(i).map_or(0, |&b| i16::from(b as i8));
-            *d = pack(v(2 * q), v(2 * q + 1));
+    let wbuf;
+    let wp: &[u32] = match prepared {
+        Some(wp) if wp.len() == out_ch * fan => wp,
+        _ => {
+            let mut buf = [0u32; MAX_W_WORDS];
+            if let Some(wp) = buf.get_mut(..out_ch * fan) {
+                weight_pairs(p.weights, c, wp);
+            }
+            wbuf = buf;
+            wbuf.get(..out_ch * fan).unwrap_or(&[])
         }
-    }
-    let wp: &[u32] = wp;
+    };
 
     for (o, ch) in channels(layer).enumerate().take(out_ch) {
         let r = Rescale::new(ch.bias, ch.requant);
@@ -396,6 +430,21 @@ pub(super) fn conv_pixels<const C: usize>(layer: &Layer<'_>, input: &[u8], outpu
                 put(output, i, j, rq.apply(acc));
                 j += LANES;
             }
+        }
+    }
+}
+
+/// A [`Kind::Pixels`] layer's weights as pairs, `[out][tap][pair]` (`dst`: `9 * cp / 2`
+/// words per channel).
+fn weight_pairs(weights: &[u8], c: usize, dst: &mut [u32]) {
+    let half = padded(c) / 2;
+    for (d, w) in dst
+        .chunks_exact_mut(half.max(1))
+        .zip(weights.chunks_exact(c.max(1)))
+    {
+        for (q, d) in d.iter_mut().enumerate() {
+            let v = |i: usize| w.get(i).map_or(0, |&b| i16::from(b as i8));
+            *d = pack(v(2 * q), v(2 * q + 1));
         }
     }
 }
@@ -453,28 +502,32 @@ fn pixels<const C: usize, const P: usize, const NB: usize, const K: usize>(
     bias: [__m256i; NB],
 ) -> [[__m256i; NB]; P] {
     let h = if C == 0 { g.half } else { padded(C) / 2 };
+    let tw = h * LANES;
     let mut acc = [bias; P];
-    let tap_words = h * LANES;
+    // Block `n`'s weights start `n * block_words` into `wv`; block 1 is read only when
+    // `NB == 2`.
+    let second = if NB == 2 { g.block_words } else { 0 };
+    let (Some(w0), Some(w1)) = (wv.get(..K * K * tw), wv.get(second..second + K * K * tw)) else {
+        return acc;
+    };
     for ty in 0..K {
+        // The `P + K - 1` padded pixels of this kernel row.
+        let start = at + ty * g.row_words;
+        let Some(xrow) = x.get(start..start + (P + K - 1) * h) else {
+            return acc;
+        };
         for tx in 0..K {
-            let start = at + ty * g.row_words + tx * h;
-            let Some(xs) = x.get(start..start + P * h) else {
-                return acc;
-            };
             let t = ty * K + tx;
-            let ws: [&[u32]; NB] = core::array::from_fn(|n| {
-                let s = n * g.block_words + t * tap_words;
-                wv.get(s..s + tap_words).unwrap_or(&[])
-            });
-            if ws.iter().any(|w| w.len() < tap_words) {
-                return acc;
-            }
+            let xs = &xrow[tx * h..][..P * h];
+            let (w0, w1) = (&w0[t * tw..][..tw], &w1[t * tw..][..tw]);
             for q in 0..h {
-                let wq: [__m256i; NB] = core::array::from_fn(|n| load8(&ws[n][q * LANES..]));
-                for (d, a) in acc.iter_mut().enumerate() {
+                let a = load8(&w0[q * LANES..][..LANES]);
+                let b = load8(&w1[q * LANES..][..LANES]);
+                for (d, acc) in acc.iter_mut().enumerate() {
                     let xv = _mm256_set1_epi32(xs[d * h + q] as i32);
-                    for (a, &wq) in a.iter_mut().zip(&wq) {
-                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(wq, xv));
+                    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(a, xv));
+                    if NB == 2 {
+                        acc[NB - 1] = _mm256_add_epi32(acc[NB - 1], _mm256_madd_epi16(b, xv));
                     }
                 }
             }
@@ -560,8 +613,9 @@ fn widen_even(src: &[u8], dst: &mut [u32]) {
     }
 }
 
-/// The weights of every phase in lanes: `dst[((phase * blocks + b) * taps + t) * half
-/// * 8 + q * 8 + g]` is the pair `q` of merged tap `t` of output channel `8 b + g`
+/// The weights of every phase in lanes: word `((phase * blocks + b) * taps + t) *
+/// half * 8 + q * 8 + g` of `dst` is the pair `q` of merged tap `t` of output channel
+/// `8 b + g`
 /// (`i16` sums of the original int8 taps, as in the `conv` module docs; the 3x3 taps
 /// themselves without upsampling).
 #[inline(always)]
