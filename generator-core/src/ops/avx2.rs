@@ -247,14 +247,12 @@ pub(crate) fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
     let mut groups = output.chunks_exact_mut(LANES);
     let mut o = 0;
     for out8 in &mut groups {
-        let mut sums = [_mm256_setzero_si256(); LANES];
-        for (g, s) in sums.iter_mut().enumerate() {
-            let row = (o + g) * n;
-            for (k, &xk) in x.iter().enumerate().take(chunks) {
-                let w = _mm256_cvtepi8_epi16(load16_bytes(p.weights, row + 16 * k));
-                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(w, xk));
-            }
-        }
+        let sums = match chunks {
+            1 => group_sums::<1>(p.weights, o * n, n, &x),
+            2 => group_sums::<2>(p.weights, o * n, n, &x),
+            3 => group_sums::<3>(p.weights, o * n, n, &x),
+            _ => group_sums::<4>(p.weights, o * n, n, &x),
+        };
         let (Some(bias), Some(mult), Some(shift)) = (
             p.bias.get(4 * o..4 * o + 32),
             p.multiplier.get(4 * o..4 * o + 32),
@@ -293,6 +291,43 @@ pub(crate) fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
         *out = scalar_requant(layer, o + g, acc);
     }
     true
+}
+
+/// The partial sums of the eight outputs whose rows (`n` weights each) start at byte
+/// `row0` of `w`: vector `g` holds output `g`'s products with the widened input `x`
+/// (`CH` vectors of sixteen), summed in pairs.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn group_sums<const CH: usize>(
+    w: &[u8],
+    row0: usize,
+    n: usize,
+    x: &[__m256i; LINEAR_MAX_INPUTS / 16],
+) -> [__m256i; LANES] {
+    let mut sums = [_mm256_setzero_si256(); LANES];
+    // Each row's last vector reads past its end (into the next row, against zeros).
+    if let Some(block) = w.get(row0..row0 + (LANES - 1) * n + 16 * CH) {
+        for (g, s) in sums.iter_mut().enumerate() {
+            for (k, &xk) in x.iter().enumerate().take(CH) {
+                let Some(b) = block.get(g * n + 16 * k..g * n + 16 * k + 16) else {
+                    continue;
+                };
+                #[allow(unsafe_code)]
+                // SAFETY: `b` holds the 16 bytes the unaligned load reads.
+                let v = unsafe { _mm_loadu_si128(b.as_ptr().cast::<__m128i>()) };
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(_mm256_cvtepi8_epi16(v), xk));
+            }
+        }
+    } else {
+        // The last rows of the layer: the bytes past the weights read as zeros.
+        for (g, s) in sums.iter_mut().enumerate() {
+            for (k, &xk) in x.iter().enumerate().take(CH) {
+                let v = load16_bytes(w, row0 + g * n + 16 * k);
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(_mm256_cvtepi8_epi16(v), xk));
+            }
+        }
+    }
+    sums
 }
 
 /// `Requant::apply(acc)` of output `o` of `layer`, as a byte.

@@ -17,8 +17,10 @@
 //! SSE2 kernels.
 
 use core::arch::x86_64::{
-    __m256i, _mm_set_epi64x, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_madd_epi16,
-    _mm256_set1_epi32, _mm256_storeu_si256,
+    __m128i, __m256i, _mm_loadu_si128, _mm_set_epi64x, _mm256_add_epi32, _mm256_cvtepi8_epi16,
+    _mm256_madd_epi16, _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_setr_epi32,
+    _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32,
+    _mm256_unpacklo_epi64,
 };
 
 use super::{MERGED, pack, padded};
@@ -370,7 +372,13 @@ pub(super) fn conv_pixels<const C: usize>(
     };
     x.fill(pack(z, z));
     for (y, row) in input.chunks_exact((w * c).max(1)).enumerate().take(h) {
-        for (col, px) in row.chunks_exact(c.max(1)).enumerate() {
+        // Eight channels: eight pixels at a time in vectors, the rest below.
+        let done = if c == 8 {
+            planes8(row, x, (y + 1) * rs + 1, plane)
+        } else {
+            0
+        };
+        for (col, px) in row.chunks_exact(c.max(1)).enumerate().skip(done) {
             let at = (y + 1) * rs + col + 1;
             for q in 0..half {
                 let v = |i: usize| px.get(i).map_or(0, |&b| i16::from(b as i8));
@@ -432,6 +440,53 @@ pub(super) fn conv_pixels<const C: usize>(
             }
         }
     }
+}
+
+/// Spreads the first `8 * (len / 64)` pixels of `row` (eight int8 channels each) over
+/// the four pair planes of `x` (plane `q` at `q * plane`), from word `at` of each: the
+/// pixels' pairs sign-extended, then transposed from pixel-major to plane-major eight
+/// pixels at a time. Returns the number of pixels written.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn planes8(row: &[u8], x: &mut [u32], at: usize, plane: usize) -> usize {
+    let mut done = 0;
+    // After the unpacks, vector `q` holds pair `q` of pixels 0, 2, 4, 6, 1, 3, 5, 7.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for px in row.chunks_exact(64) {
+        let load = |k: usize| {
+            let b = &px[16 * k..16 * k + 16];
+            #[allow(unsafe_code)]
+            // SAFETY: `b` holds the 16 bytes the unaligned load reads.
+            let v = unsafe { _mm_loadu_si128(b.as_ptr().cast::<__m128i>()) };
+            // Pixels 2k (low half) and 2k + 1, as four pairs each.
+            _mm256_cvtepi8_epi16(v)
+        };
+        let (v0, v1, v2, v3) = (load(0), load(1), load(2), load(3));
+        let (lo01, hi01) = (_mm256_unpacklo_epi32(v0, v1), _mm256_unpackhi_epi32(v0, v1));
+        let (lo23, hi23) = (_mm256_unpacklo_epi32(v2, v3), _mm256_unpackhi_epi32(v2, v3));
+        let qs = [
+            _mm256_unpacklo_epi64(lo01, lo23),
+            _mm256_unpackhi_epi64(lo01, lo23),
+            _mm256_unpacklo_epi64(hi01, hi23),
+            _mm256_unpackhi_epi64(hi01, hi23),
+        ];
+        for (q, v) in qs.into_iter().enumerate() {
+            let start = q * plane + at + done;
+            let Some(d) = x.get_mut(start..start + LANES) else {
+                return done;
+            };
+            #[allow(unsafe_code)]
+            // SAFETY: `d` is eight `u32`, the 32 bytes the unaligned store writes.
+            unsafe {
+                _mm256_storeu_si256(
+                    d.as_mut_ptr().cast::<__m256i>(),
+                    _mm256_permutevar8x32_epi32(v, order),
+                );
+            }
+        }
+        done += LANES;
+    }
+    done
 }
 
 /// A [`Kind::Pixels`] layer's weights as pairs, `[out][tap][pair]` (`dst`: `9 * cp / 2`
