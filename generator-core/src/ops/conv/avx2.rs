@@ -309,11 +309,26 @@ fn block_rows<const C: usize, const NB: usize, const K: usize>(
             }
             j += PIXELS;
         }
-        for j in j..g.w {
-            let [acc] = pixels::<C, 1, NB, K>(wv, x, x_at(j), g, bias);
+        // The last one to three pixels in one pass too, sharing the weight loads.
+        let mut put = |d: usize, acc: [__m256i; NB]| {
             for (n, acc) in acc.into_iter().enumerate() {
-                store8(output, out_at(j) + n * LANES, rq[n].apply(acc));
+                store8(output, out_at(j + d) + n * LANES, rq[n].apply(acc));
             }
+        };
+        match g.w - j {
+            3 => {
+                let acc = pixels::<C, 3, NB, K>(wv, x, x_at(j), g, bias);
+                acc.into_iter().enumerate().for_each(|(d, a)| put(d, a));
+            }
+            2 => {
+                let acc = pixels::<C, 2, NB, K>(wv, x, x_at(j), g, bias);
+                acc.into_iter().enumerate().for_each(|(d, a)| put(d, a));
+            }
+            1 => {
+                let [acc] = pixels::<C, 1, NB, K>(wv, x, x_at(j), g, bias);
+                put(0, acc);
+            }
+            _ => {}
         }
     }
 }
@@ -374,7 +389,20 @@ pub(super) fn conv_pixels<const C: usize>(
     for (y, row) in input.chunks_exact((w * c).max(1)).enumerate().take(h) {
         // Eight channels: eight pixels at a time in vectors, the rest below.
         let done = if c == 8 {
-            planes8(row, x, (y + 1) * rs + 1, plane)
+            let at = (y + 1) * rs + 1;
+            let done = planes8(row, x, at, plane);
+            // The last pixels through a copy padded with the zero point, which is what
+            // the padding column right of the row holds anyway; the rest of the group
+            // lands in columns no output reads (`plane_row` leaves room for it).
+            let tail = row.get(8 * done..).unwrap_or(&[]);
+            if tail.is_empty() {
+                done
+            } else {
+                let mut tmp = [p.in_zero_point as u8; 64];
+                tmp[..tail.len().min(64)].copy_from_slice(&tail[..tail.len().min(64)]);
+                planes8(&tmp, x, at + done, plane);
+                w
+            }
         } else {
             0
         };
