@@ -345,3 +345,77 @@ fn scalar_requant(layer: &Layer<'_>, o: usize, acc: i32) -> u8 {
     };
     requant.apply(acc) as u8
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// [`Requant8::apply`] of `acc` built both ways: from eight [`Rescale`]s and (when
+    /// every shift is 33 or more) from the parameter vectors, as the linear layer does.
+    #[target_feature(enable = "avx2")]
+    fn both_ways(acc: [i32; LANES], r: [Requant; LANES]) -> (u64, Option<u64>) {
+        let ps = r.map(|r| Rescale::new(0, r));
+        let v = load8(&acc.map(|a| a as u32));
+        let from_rescale = Requant8::new(&ps).apply(v);
+        let (zp, min) = (r[0].zero_point, r[0].min);
+        let from_vectors = Requant8::from_vectors(
+            _mm256_setzero_si256(),
+            load8(&r.map(|r| r.multiplier as u32)),
+            load8(&r.map(|r| u32::from(r.shift))),
+            zp,
+            min,
+        )
+        .map(|rq| rq.apply(v));
+        (from_rescale, from_vectors)
+    }
+
+    proptest! {
+        /// Both vector forms of the requantisation equal `Requant::apply` lane by
+        /// lane, for every shift (below 33 the channel-by-channel fallback runs).
+        #[test]
+        fn requant8_equals_requant(
+            acc in proptest::array::uniform8(prop_oneof![any::<i32>(), -70_000i32..70_000]),
+            multiplier in proptest::array::uniform8(prop_oneof![0..=i32::MAX, (1i32 << 30)..=i32::MAX]),
+            shift in proptest::array::uniform8(prop_oneof![1u8..=62, 33u8..=45]),
+            zero_point in any::<i8>(),
+            relu in any::<bool>(),
+        ) {
+            if !available() {
+                return Ok(());
+            }
+            let min = if relu { zero_point } else { i8::MIN };
+            let r: [Requant; LANES] = core::array::from_fn(|g| Requant {
+                multiplier: multiplier[g],
+                shift: shift[g],
+                zero_point,
+                min,
+            });
+            let want: [u8; LANES] = core::array::from_fn(|g| r[g].apply(acc[g]) as u8);
+            #[allow(unsafe_code)]
+            // SAFETY: `available` confirmed AVX2 just above.
+            let (a, b) = unsafe { both_ways(acc, r) };
+            prop_assert_eq!(a.to_le_bytes(), want);
+            prop_assert_eq!(b.is_some(), shift.iter().all(|&s| s >= 33));
+            if let Some(b) = b {
+                prop_assert_eq!(b.to_le_bytes(), want);
+            }
+        }
+
+        /// [`hsum8`] sums each vector's lanes.
+        #[test]
+        fn hsum8_sums_lanes(v in proptest::array::uniform8(proptest::array::uniform8(-(1i32 << 24)..(1 << 24)))) {
+            if !available() {
+                return Ok(());
+            }
+            #[target_feature(enable = "avx2")]
+            fn run(v: [[i32; LANES]; LANES]) -> [i32; LANES] {
+                lanes(hsum8(&v.map(|v| load8(&v.map(|x| x as u32)))))
+            }
+            #[allow(unsafe_code)]
+            // SAFETY: `available` confirmed AVX2 just above.
+            let got = unsafe { run(v) };
+            prop_assert_eq!(got, v.map(|v| v.iter().sum::<i32>()));
+        }
+    }
+}
