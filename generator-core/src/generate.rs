@@ -64,7 +64,11 @@ impl<'m, 'a> Generator<'m, 'a> {
         quantize_network_input(model, x, input);
         let [even_len, _] = model.arena_regions();
         let (even, odd) = self.arena.split_at_mut(even_len);
-        run_ping_pong(model.layers(), Some(&mut self.host), input, even, odd)?;
+        // The layers the host's AVX2 kernels take run from the prepared weights.
+        let host = &mut self.host;
+        run_ping_pong_with(model.layers(), input, even, odd, |i, layer, src, dst| {
+            host.run_layer(i, layer, src, dst)
+        })?;
         let result = if model.layers().len() % 2 == 1 {
             even
         } else {
@@ -103,14 +107,26 @@ pub(crate) fn quantize_network_input(model: &Model<'_>, x: &[f32; INPUT_DIM], q:
 
 /// Runs `layers` whole, layer `i` writing `even` for even `i` and `odd` otherwise (layer
 /// 0 reads `input`), so the last output starts `even` if `layers.len()` is odd and `odd`
-/// otherwise. [`Error::ArenaTooSmall`] if a region is too short. `host`: the layers'
-/// prepared AVX2 weights, if the caller has them.
+/// otherwise. [`Error::ArenaTooSmall`] if a region is too short.
 pub(crate) fn run_ping_pong(
     layers: &[crate::Layer<'_>],
-    mut host: Option<&mut ops::conv::HostWeights>,
     input: &[u8],
     even: &mut [u8],
     odd: &mut [u8],
+) -> Result<()> {
+    run_ping_pong_with(layers, input, even, odd, |_, layer, src, dst| {
+        ops::run_layer(layer, src, dst)
+    })
+}
+
+/// [`run_ping_pong`] with `run(i, layer, input, output)` running each layer.
+#[inline(always)]
+fn run_ping_pong_with(
+    layers: &[crate::Layer<'_>],
+    input: &[u8],
+    even: &mut [u8],
+    odd: &mut [u8],
+    mut run: impl FnMut(usize, &crate::Layer<'_>, &[u8], &mut [u8]) -> Result<()>,
 ) -> Result<()> {
     for (i, layer) in layers.iter().enumerate() {
         let (n_in, n_out) = (layer.input_len(), layer.output_len());
@@ -121,10 +137,7 @@ pub(crate) fn run_ping_pong(
         };
         let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
         let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-        match host.as_deref_mut() {
-            Some(host) => host.run_layer(i, layer, src, dst)?,
-            None => ops::run_layer(layer, src, dst)?,
-        }
+        run(i, layer, src, dst)?;
     }
     Ok(())
 }

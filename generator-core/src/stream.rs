@@ -159,7 +159,7 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
         let layers = self.model.layers();
         let (even, odd) = self.arena.split_at_mut(plan.regions[0]);
         let odd = &mut odd[..plan.regions[1]];
-        run_ping_pong(&layers[..plan.front], None, &input, even, odd)?;
+        run_ping_pong(&layers[..plan.front], &input, even, odd)?;
         // The front's output is in `even` after an odd number of layers, else in `odd`
         // (or is the network input); the window takes the other region, where layer
         // `front` would have written.

@@ -100,8 +100,8 @@ pub fn linear_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
     false
 }
 
-/// The path of CPUs without a faster one (x86-64 without AVX2, among others):
-/// [`linear_plain`], public (hidden) so that tests can call it on any host. `false`,
+/// The path of CPUs without a faster one (x86-64 without AVX2, among others): the
+/// plain byte dot products, public (hidden) so that tests can call it on any host. `false`,
 /// writing nothing, if the buffers do not fit the layer.
 #[doc(hidden)]
 pub fn linear_fallback(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
