@@ -355,7 +355,8 @@ fn run_avx2(
     }
 }
 
-/// `u32` words of [`HostWeights`]: the default model's two upsampling layers take 3,072.
+/// `u32` words of [`HostWeights`]: the default model takes 3,108 (3,072 for the two
+/// upsampling layers, 36 for the last).
 #[cfg(target_arch = "x86_64")]
 const HOST_WORDS: usize = 4096;
 
