@@ -362,51 +362,42 @@ const HOST_WORDS: usize = 4096;
 
 /// The AVX2 kernel's merged weights of a model's layers, prepared once: a
 /// [`crate::Generator`] holds them, so that its whole-image runs skip the merging
-/// [`conv3x3`] does on every call. Empty (and zero-sized off x86-64) where the CPU has no
-/// AVX2; layers that do not fit [`HOST_WORDS`] merge per call as before.
+/// [`conv3x3`] does on every call. Empty where the CPU has no AVX2; layers that do not
+/// fit [`HOST_WORDS`] merge per call as before.
+#[cfg(target_arch = "x86_64")]
 pub(crate) struct HostWeights {
-    #[cfg(target_arch = "x86_64")]
     words: [u32; HOST_WORDS],
     /// `(start, len)` in `words` of layer `i`'s weights; `len == 0`: none.
-    #[cfg(target_arch = "x86_64")]
     spans: [(u16, u16); crate::MAX_LAYERS],
     /// The kernels' scratch (the widened input), kept here so that no call zeroes a
     /// stack buffer for it.
-    #[cfg(target_arch = "x86_64")]
     scratch: [u32; avx2::SCRATCH_WORDS],
 }
 
+#[cfg(target_arch = "x86_64")]
 impl HostWeights {
     /// Prepares the weights of every layer of `layers` an AVX2 kernel takes, while
     /// they fit.
     pub(crate) fn new(layers: &[Layer<'_>]) -> HostWeights {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let mut h = HostWeights {
-                words: [0; HOST_WORDS],
-                spans: [(0, 0); crate::MAX_LAYERS],
-                scratch: [0; avx2::SCRATCH_WORDS],
-            };
-            if !crate::ops::avx2::available() {
-                return h;
-            }
-            let mut used = 0;
-            for (layer, span) in layers.iter().zip(h.spans.iter_mut()) {
-                let n = avx2::prepared_words(layer);
-                if n == 0 || used + n > HOST_WORDS {
-                    continue;
-                }
-                avx2::prepare(layer, &mut h.words[used..used + n]);
-                *span = (used as u16, n as u16);
-                used += n;
-            }
-            h
+        let mut h = HostWeights {
+            words: [0; HOST_WORDS],
+            spans: [(0, 0); crate::MAX_LAYERS],
+            scratch: [0; avx2::SCRATCH_WORDS],
+        };
+        if !crate::ops::avx2::available() {
+            return h;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = layers;
-            HostWeights {}
+        let mut used = 0;
+        for (layer, span) in layers.iter().zip(h.spans.iter_mut()) {
+            let n = avx2::prepared_words(layer);
+            if n == 0 || used + n > HOST_WORDS {
+                continue;
+            }
+            avx2::prepare(layer, &mut h.words[used..used + n]);
+            *span = (used as u16, n as u16);
+            used += n;
         }
+        h
     }
 
     /// Runs layer `i` of the layers this was prepared from, like
@@ -419,7 +410,6 @@ impl HostWeights {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<()> {
-        #[cfg(target_arch = "x86_64")]
         if let Some(&(start, len)) = self.spans.get(i)
             && len > 0
             && input.len() == layer.input_len()
@@ -439,17 +429,16 @@ impl HostWeights {
             );
             return Ok(());
         }
-        let _ = i;
         crate::ops::run_layer(layer, input, output)
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl core::fmt::Debug for HostWeights {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let mut d = f.debug_struct("HostWeights");
-        #[cfg(target_arch = "x86_64")]
-        d.field("spans", &self.spans);
-        d.finish_non_exhaustive()
+        f.debug_struct("HostWeights")
+            .field("spans", &self.spans)
+            .finish_non_exhaustive()
     }
 }
 
