@@ -12,6 +12,9 @@ use crate::{Error, IMAGE_PIXELS, INPUT_DIM, Image, Model, NUM_CLASSES, Result, Z
 pub struct Generator<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    /// The AVX2 kernels' prepared weights and scratch (empty without AVX2).
+    #[cfg(target_arch = "x86_64")]
+    host: ops::conv::HostWeights,
 }
 
 /// The float network input for `(digit, seed)`: `z` from [`noise::gaussian`] followed
@@ -35,7 +38,12 @@ impl<'m, 'a> Generator<'m, 'a> {
         if arena.len() < model.arena_bytes() {
             return Err(Error::ArenaTooSmall);
         }
-        Ok(Generator { model, arena })
+        Ok(Generator {
+            model,
+            arena,
+            #[cfg(target_arch = "x86_64")]
+            host: ops::conv::HostWeights::new(model.layers()),
+        })
     }
 
     /// The model this generator runs.
@@ -61,6 +69,9 @@ impl<'m, 'a> Generator<'m, 'a> {
         quantize_network_input(model, x, input);
         let [even_len, _] = model.arena_regions();
         let (even, odd) = self.arena.split_at_mut(even_len);
+        #[cfg(target_arch = "x86_64")]
+        run_ping_pong_host(model.layers(), &mut self.host, input, even, odd)?;
+        #[cfg(not(target_arch = "x86_64"))]
         run_ping_pong(model.layers(), input, even, odd)?;
         let result = if model.layers().len() % 2 == 1 {
             even
@@ -117,6 +128,30 @@ pub(crate) fn run_ping_pong(
         let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
         let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
         ops::run_layer(layer, src, dst)?;
+    }
+    Ok(())
+}
+
+/// [`run_ping_pong`] running the layers that `host` prepared from their prepared
+/// weights (the x86-64 AVX2 kernels; the same bytes).
+#[cfg(target_arch = "x86_64")]
+fn run_ping_pong_host(
+    layers: &[crate::Layer<'_>],
+    host: &mut ops::conv::HostWeights,
+    input: &[u8],
+    even: &mut [u8],
+    odd: &mut [u8],
+) -> Result<()> {
+    for (i, layer) in layers.iter().enumerate() {
+        let (n_in, n_out) = (layer.input_len(), layer.output_len());
+        let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
+            (0, _) => (input, &mut even[..]),
+            (_, 0) => (&odd[..], &mut even[..]),
+            _ => (&even[..], &mut odd[..]),
+        };
+        let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
+        let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
+        host.run_layer(i, layer, src, dst)?;
     }
     Ok(())
 }

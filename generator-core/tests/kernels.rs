@@ -496,6 +496,16 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
             let mut out = vec![0u8; layer.output_len()];
             conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h).expect("runs");
             outs.push(("portable, merged per call", signed(out)));
+            // The x86-64 kernels called directly: AVX2 (when the CPU has it) and the SSE2
+            // fallback, whatever the dispatch picks.
+            let mut out = vec![0u8; layer.output_len()];
+            if conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs") {
+                outs.push(("AVX2", signed(out)));
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
+                outs.push(("SSE2", signed(out)));
+            }
             if !prepared.is_empty() {
                 let mut out = vec![0u8; layer.output_len()];
                 conv::conv3x3_rows_portable(&layer, &prepared, &input, 0, &mut out, 0..out_h)
@@ -511,6 +521,14 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
             let mut out = vec![0u8; layer.output_len()];
             if linear::linear_sxtb16(&layer, &input, &mut out) {
                 outs.push(("linear SXTB16", signed(out)));
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            if linear::linear_avx2(&layer, &input, &mut out) {
+                outs.push(("linear AVX2", signed(out)));
+            }
+            let mut out = vec![0u8; layer.output_len()];
+            if linear::linear_fallback(&layer, &input, &mut out) {
+                outs.push(("linear fallback", signed(out)));
             }
         }
     }
@@ -578,4 +596,93 @@ proptest! {
             Err(Error::ShapeMismatch)
         );
     }
+}
+
+// ---- the x86-64 host kernels, called directly ----
+
+/// Layers the AVX2 kernels take: convolutions with multiples of eight output channels
+/// up to 32 (one lane per channel), other counts without upsampling (one lane per
+/// pixel), input channel counts up to 16 (odd ones have a padding slot), maps up to 14
+/// x 14 or rows up to 28 wide; linear layers up to 64 inputs.
+fn host_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    prop_oneof![
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=16],
+            prop_oneof![Just(8u16), Just(16), Just(24), Just(32)],
+            1u16..=14,
+            1u16..=14,
+            any::<bool>(),
+        )
+            .prop_map(conv_shape),
+        (
+            prop_oneof![Just(8u16), Just(16), 1u16..=16],
+            1u16..=12,
+            1u16..=10,
+            1u16..=28,
+            Just(false),
+        )
+            .prop_map(conv_shape),
+        (1u16..=64, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
+    ]
+    .prop_filter("output fits the arena", |s| {
+        s.output_len() <= generator_core::MAX_ARENA_BYTES as u64
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The AVX2 kernels (when this CPU has AVX2) and the paths of CPUs without it
+    /// (SSE2 convolution, plain linear layer), each called directly, equal the integer
+    /// reference, as does the dispatch. Half the cases have every shift at 33 or more,
+    /// where the AVX2 requantisation runs in vectors rather than channel by channel.
+    #[test]
+    fn host_kernels_equal_integer_reference(
+        (mut l, x) in host_shape_strategy().prop_flat_map(layer_for_shape),
+        high_shifts in any::<bool>(),
+    ) {
+        use generator_core::ops::{conv, linear};
+        if high_shifts {
+            for s in &mut l.shift {
+                *s = (*s).max(33);
+            }
+        }
+        let want = reference(&l, &x);
+        let b = l.bytes();
+        let layer = Layer::new(l.params(&b)).expect("valid layer");
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let signed = |out: &[u8]| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+        let avx2 = generator_core::ops::host_has_avx2();
+        let mut out = vec![0u8; layer.output_len()];
+        match l.shape {
+            LayerShape::Conv3x3 { .. } => {
+                let ran = conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs");
+                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
+                if ran {
+                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
+                }
+                let mut out = vec![0u8; layer.output_len()];
+                if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
+                    prop_assert_eq!(signed(&out), want.clone(), "SSE2");
+                }
+            }
+            LayerShape::Linear { .. } => {
+                let ran = linear::linear_avx2(&layer, &input, &mut out);
+                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
+                if ran {
+                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
+                }
+                let mut out = vec![0u8; layer.output_len()];
+                prop_assert!(linear::linear_fallback(&layer, &input, &mut out));
+                prop_assert_eq!(signed(&out), want.clone(), "fallback");
+            }
+        }
+        prop_assert_eq!(layer_run(&layer, &input), want, "dispatch");
+    }
+}
+
+fn layer_run(layer: &Layer<'_>, input: &[u8]) -> Vec<i8> {
+    let mut out = vec![0u8; layer.output_len()];
+    run_layer(layer, input, &mut out).expect("runs");
+    out.iter().map(|&v| v as i8).collect()
 }

@@ -54,6 +54,8 @@
 //! the generic path: gather a `9 * in_ch` byte patch per output pixel and take one dot
 //! product per output channel.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2;
 
@@ -262,6 +264,20 @@ fn conv_rows(
     if !ok {
         return Err(Error::ShapeMismatch);
     }
+    // Whole maps on CPUs with AVX2 take its kernel (module `avx2`) when the layer fits.
+    #[cfg(target_arch = "x86_64")]
+    if kernels == Kernels::Native
+        && prepared.is_none()
+        && in_first == 0
+        && rows == (0..out_h as usize)
+        && crate::ops::avx2::available()
+        && let Some(kind) = avx2::kind(layer)
+    {
+        let whole = input.get(..in_h as usize * in_row);
+        debug_assert!(whole.is_some(), "conv_rows checked the band");
+        run_avx2(layer, kind, None, None, whole.unwrap_or(&[]), output);
+        return Ok(());
+    }
     let band = Band {
         in_first,
         rows: rows.clone(),
@@ -294,6 +310,184 @@ fn conv_rows(
         (_, false) => conv_generic::<0>(layer, input, output, c, &band),
     }
     Ok(())
+}
+
+/// Calls the AVX2 kernel of `kind` for the channel count; the caller checked
+/// [`crate::ops::avx2::available`], that [`avx2::kind`] is `Some(kind)`, and that the
+/// buffers are the whole maps.
+#[cfg(target_arch = "x86_64")]
+fn run_avx2(
+    layer: &Layer<'_>,
+    kind: avx2::Kind,
+    prepared: Option<&[u32]>,
+    scratch: Option<&mut [u32]>,
+    input: &[u8],
+    output: &mut [u8],
+) {
+    let LayerShape::Conv3x3 { in_ch, .. } = layer.shape() else {
+        return;
+    };
+    debug_assert!(
+        crate::ops::avx2::available(),
+        "AVX2 kernel called without AVX2"
+    );
+    #[allow(unsafe_code)]
+    // SAFETY: the kernels require AVX2, which the caller checked with
+    // `avx2::available` (compile-time `target_feature`, or run-time detection).
+    unsafe {
+        match (kind, in_ch) {
+            (avx2::Kind::Channels, 8) => {
+                avx2::conv_whole::<8>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Channels, 16) => {
+                avx2::conv_whole::<16>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Channels, _) => {
+                avx2::conv_whole::<0>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Pixels, 8) => {
+                avx2::conv_pixels::<8>(layer, prepared, scratch, input, output)
+            }
+            (avx2::Kind::Pixels, _) => {
+                avx2::conv_pixels::<0>(layer, prepared, scratch, input, output)
+            }
+        }
+    }
+}
+
+/// `u32` words of [`HostWeights`]: the default model takes 3,108 (3,072 for the two
+/// upsampling layers, 36 for the last).
+#[cfg(target_arch = "x86_64")]
+const HOST_WORDS: usize = 4096;
+
+/// The AVX2 kernel's merged weights of a model's layers, prepared once: a
+/// [`crate::Generator`] holds them, so that its whole-image runs skip the merging
+/// [`conv3x3`] does on every call. Empty where the CPU has no AVX2; layers that do not
+/// fit [`HOST_WORDS`] merge per call as before.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct HostWeights {
+    words: [u32; HOST_WORDS],
+    /// `(start, len)` in `words` of layer `i`'s weights; `len == 0`: none.
+    spans: [(u16, u16); crate::MAX_LAYERS],
+    /// The kernels' scratch (the widened input), kept here so that no call zeroes a
+    /// stack buffer for it.
+    scratch: [u32; avx2::SCRATCH_WORDS],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl HostWeights {
+    /// Prepares the weights of every layer of `layers` an AVX2 kernel takes, while
+    /// they fit.
+    pub(crate) fn new(layers: &[Layer<'_>]) -> HostWeights {
+        let mut h = HostWeights {
+            words: [0; HOST_WORDS],
+            spans: [(0, 0); crate::MAX_LAYERS],
+            scratch: [0; avx2::SCRATCH_WORDS],
+        };
+        if !crate::ops::avx2::available() {
+            return h;
+        }
+        let mut used = 0;
+        for (layer, span) in layers.iter().zip(h.spans.iter_mut()) {
+            let n = avx2::prepared_words(layer);
+            if n == 0 || used + n > HOST_WORDS {
+                continue;
+            }
+            avx2::prepare(layer, &mut h.words[used..used + n]);
+            *span = (used as u16, n as u16);
+            used += n;
+        }
+        h
+    }
+
+    /// Runs layer `i` of the layers this was prepared from, like
+    /// [`crate::ops::run_layer`] (the same bytes), from its prepared weights if it has
+    /// them.
+    pub(crate) fn run_layer(
+        &mut self,
+        i: usize,
+        layer: &Layer<'_>,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<()> {
+        if let Some(&(start, len)) = self.spans.get(i)
+            && len > 0
+            && input.len() == layer.input_len()
+            && output.len() == layer.output_len()
+            && let Some(kind) = avx2::kind(layer)
+        {
+            let (start, len) = (start as usize, len as usize);
+            let prepared = self.words.get(start..start + len);
+            // `spans` is only set where AVX2 is available (`new`).
+            run_avx2(
+                layer,
+                kind,
+                prepared,
+                Some(&mut self.scratch),
+                input,
+                output,
+            );
+            return Ok(());
+        }
+        crate::ops::run_layer(layer, input, output)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl core::fmt::Debug for HostWeights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HostWeights")
+            .field("spans", &self.spans)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whole-map [`conv3x3`] through the x86-64 AVX2 kernel, whatever the dispatch would
+/// pick: `Ok(false)`, writing nothing, if the CPU lacks AVX2 (or this is not x86-64)
+/// or the layer does not fit that kernel. Lets tests check it against the reference.
+#[doc(hidden)]
+pub fn conv3x3_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<bool> {
+    if input.len() != layer.input_len() || output.len() != layer.output_len() {
+        return Err(Error::ShapeMismatch);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::avx2::available()
+        && let Some(kind) = avx2::kind(layer)
+    {
+        run_avx2(layer, kind, None, None, input, output);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whole-map [`conv3x3`] through the x86-64 SSE2 kernel, the fallback on CPUs without
+/// AVX2: `Ok(false)`, writing nothing, off x86-64 or if the layer does not fit it. Lets
+/// tests check the fallback on any host.
+#[doc(hidden)]
+pub fn conv3x3_sse2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<bool> {
+    if input.len() != layer.input_len() || output.len() != layer.output_len() {
+        return Err(Error::ShapeMismatch);
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let LayerShape::Conv3x3 { in_ch, .. } = layer.shape()
+        && sse2::fast_block(layer) > 0
+    {
+        let (out_h, _, _) = layer.shape().output_hwc();
+        let band = Band {
+            in_first: 0,
+            rows: 0..out_h as usize,
+            prepared: None,
+            kernels: Kernels::Native,
+        };
+        let c = in_ch as usize;
+        match in_ch {
+            8 => sse2::conv_fast_entry::<8>(layer, input, output, c, &band),
+            16 => sse2::conv_fast_entry::<16>(layer, input, output, c, &band),
+            _ => sse2::conv_fast_entry::<0>(layer, input, output, c, &band),
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Runs the target's pairwise dot-product kernels against a plain reference on `cases`

@@ -16,6 +16,10 @@ pub fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()> 
     if input.len() != inputs as usize || output.len() != outputs as usize {
         return Err(Error::ShapeMismatch);
     }
+    #[cfg(target_arch = "x86_64")]
+    if linear_avx2(layer, input, output) {
+        return Ok(());
+    }
     #[cfg(arm_dsp)]
     if linear_sxtb16(layer, input, output) {
         return Ok(());
@@ -79,6 +83,34 @@ pub fn linear_sxtb16(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
         *out = r.apply(dual::dot_i8_sxtb16(row, xw, tail, r.bias));
     }
     true
+}
+
+/// The x86-64 AVX2 path (`ops::avx2::linear`): `false`, writing nothing, if the CPU
+/// lacks AVX2 (or this is not x86-64), the input is longer than 64 or the buffers do not
+/// fit the layer. Public (hidden) so that host tests can check it against the reference.
+#[doc(hidden)]
+pub fn linear_avx2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        #[allow(unsafe_code)]
+        // SAFETY: `avx2::linear` requires AVX2, which `available` just confirmed.
+        return unsafe { super::avx2::linear(layer, input, output) };
+    }
+    let _ = (layer, input, output);
+    false
+}
+
+/// The path of CPUs without a faster one (x86-64 without AVX2, among others): the
+/// plain byte dot products, public (hidden) so that tests can call it on any host. `false`,
+/// writing nothing, if the buffers do not fit the layer.
+#[doc(hidden)]
+pub fn linear_fallback(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+    let fits = matches!(layer.shape(), LayerShape::Linear { inputs, outputs }
+        if inputs as usize == input.len() && outputs as usize == output.len());
+    if fits {
+        linear_plain(layer, input, output);
+    }
+    fits
 }
 
 /// The plain path: one vectorisable byte dot product per output.

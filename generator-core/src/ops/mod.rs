@@ -11,6 +11,8 @@
 //! - [`activation`]: input quantisation and the output table.
 
 pub mod activation;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 pub mod conv;
 pub mod linear;
 pub mod requant;
@@ -46,6 +48,20 @@ pub fn run_layer_prepared(
             conv::conv3x3_rows_prepared(layer, prepared, input, 0, output, 0..out_h as usize)
         }
         _ => run_layer(layer, input, output),
+    }
+}
+
+/// Whether this CPU runs the x86-64 AVX2 kernels (compile-time `target_feature`, or
+/// run-time detection with the `std` feature); `false` off x86-64. For tests.
+#[doc(hidden)]
+pub fn host_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

@@ -89,6 +89,21 @@ impl Rescale {
         }
     }
 
+    /// `[multiplier, round_hi, shift - 32, zero_point, min]` when `shift >= 33` (the
+    /// high-word form of [`Rescale::scaled_split`], which vector kernels compute lane
+    /// by lane: `clamp(((hi(acc * multiplier) + round_hi) >> (shift - 32)) +
+    /// zero_point, min, 127)`), else `None`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn high_word_parts(&self) -> Option<[i32; 5]> {
+        (self.shift >= 33).then_some([
+            self.multiplier,
+            self.round_hi,
+            i32::from(self.shift) - 32,
+            i32::from(self.zero_point),
+            i32::from(self.min),
+        ])
+    }
+
     /// `Requant::apply(acc)` as a byte, `acc` already including the bias.
     #[inline(always)]
     pub fn apply(&self, acc: i32) -> u8 {
