@@ -118,18 +118,9 @@ pub(crate) fn run_ping_pong(
     even: &mut [u8],
     odd: &mut [u8],
 ) -> Result<()> {
-    for (i, layer) in layers.iter().enumerate() {
-        let (n_in, n_out) = (layer.input_len(), layer.output_len());
-        let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
-            (0, _) => (input, &mut even[..]),
-            (_, 0) => (&odd[..], &mut even[..]),
-            _ => (&even[..], &mut odd[..]),
-        };
-        let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
-        let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-        ops::run_layer(layer, src, dst)?;
-    }
-    Ok(())
+    ping_pong_with(layers, input, even, odd, |_, layer, src, dst| {
+        ops::run_layer(layer, src, dst)
+    })
 }
 
 /// [`run_ping_pong`] running the layers that `host` prepared from their prepared
@@ -142,6 +133,19 @@ fn run_ping_pong_host(
     even: &mut [u8],
     odd: &mut [u8],
 ) -> Result<()> {
+    ping_pong_with(layers, input, even, odd, |i, layer, src, dst| {
+        host.run_layer(i, layer, src, dst)
+    })
+}
+
+/// The ping-pong of [`run_ping_pong`], layer `i` computed by `run(i, layer, src, dst)`.
+fn ping_pong_with(
+    layers: &[crate::Layer<'_>],
+    input: &[u8],
+    even: &mut [u8],
+    odd: &mut [u8],
+    mut run: impl FnMut(usize, &crate::Layer<'_>, &[u8], &mut [u8]) -> Result<()>,
+) -> Result<()> {
     for (i, layer) in layers.iter().enumerate() {
         let (n_in, n_out) = (layer.input_len(), layer.output_len());
         let (src, dst): (&[u8], &mut [u8]) = match (i, i % 2) {
@@ -151,7 +155,7 @@ fn run_ping_pong_host(
         };
         let src = src.get(..n_in).ok_or(Error::ArenaTooSmall)?;
         let dst = dst.get_mut(..n_out).ok_or(Error::ArenaTooSmall)?;
-        host.run_layer(i, layer, src, dst)?;
+        run(i, layer, src, dst)?;
     }
     Ok(())
 }
