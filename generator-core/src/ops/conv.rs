@@ -290,12 +290,7 @@ fn conv_rows(
     // The host's whole-image runs keep its own SSE2 kernel (module `sse2`).
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     if kernels == Kernels::Native && prepared.is_none() && sse2::fast_block(layer) > 0 {
-        let c = in_ch as usize;
-        match in_ch {
-            8 => sse2::conv_fast_entry::<8>(layer, input, output, c, &band),
-            16 => sse2::conv_fast_entry::<16>(layer, input, output, c, &band),
-            _ => sse2::conv_fast_entry::<0>(layer, input, output, c, &band),
-        }
+        run_sse2(layer, in_ch as usize, input, output, &band);
         return Ok(());
     }
     // Cortex-M without the DSP extension (M0, M3) keeps one copy, for flash: each is
@@ -472,22 +467,20 @@ pub fn conv3x3_sse2(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Resul
     if let LayerShape::Conv3x3 { in_ch, .. } = layer.shape()
         && sse2::fast_block(layer) > 0
     {
-        let (out_h, _, _) = layer.shape().output_hwc();
-        let band = Band {
-            in_first: 0,
-            rows: 0..out_h as usize,
-            prepared: None,
-            kernels: Kernels::Native,
-        };
-        let c = in_ch as usize;
-        match in_ch {
-            8 => sse2::conv_fast_entry::<8>(layer, input, output, c, &band),
-            16 => sse2::conv_fast_entry::<16>(layer, input, output, c, &band),
-            _ => sse2::conv_fast_entry::<0>(layer, input, output, c, &band),
-        }
+        run_sse2(layer, in_ch as usize, input, output, &Band::whole(layer));
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The SSE2 kernel for `band`, monomorphised for the common channel counts `c`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn run_sse2(layer: &Layer<'_>, c: usize, input: &[u8], output: &mut [u8], band: &Band<'_>) {
+    match c {
+        8 => sse2::conv_fast_entry::<8>(layer, input, output, c, band),
+        16 => sse2::conv_fast_entry::<16>(layer, input, output, c, band),
+        _ => sse2::conv_fast_entry::<0>(layer, input, output, c, band),
+    }
 }
 
 /// Runs the target's pairwise dot-product kernels against a plain reference on `cases`
@@ -588,14 +581,7 @@ pub fn conv3x3_generic(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Re
     if input.len() != layer.input_len() || output.len() != layer.output_len() {
         return Err(Error::ShapeMismatch);
     }
-    let (out_h, _, _) = layer.shape().output_hwc();
-    let band = Band {
-        in_first: 0,
-        rows: 0..out_h as usize,
-        prepared: None,
-        kernels: Kernels::Native,
-    };
-    conv_generic::<0>(layer, input, output, in_ch as usize, &band);
+    conv_generic::<0>(layer, input, output, in_ch as usize, &Band::whole(layer));
     Ok(())
 }
 
@@ -607,6 +593,19 @@ struct Band<'p> {
     rows: core::ops::Range<usize>,
     prepared: Option<&'p [u32]>,
     kernels: Kernels,
+}
+
+impl Band<'_> {
+    /// The whole map, native kernels, weights merged per call.
+    fn whole(layer: &Layer<'_>) -> Self {
+        let (out_h, _, _) = layer.shape().output_hwc();
+        Band {
+            in_first: 0,
+            rows: 0..out_h as usize,
+            prepared: None,
+            kernels: Kernels::Native,
+        }
+    }
 }
 
 /// Channels of a pixel padded to an even count.
