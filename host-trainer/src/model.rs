@@ -174,6 +174,24 @@ impl DiscriminatorConfig {
 impl Discriminator {
     /// `x`: `[b, 1, 28, 28]`, `labels`: `[b]` -> scores `[b]`.
     pub fn forward(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
+        let (h, proj, b) = self.features(x, labels);
+        (self.out.forward(h) + proj).reshape([b])
+    }
+
+    /// Scores `[b]` and class logits `[b, 10]`: the features' projections on every
+    /// class embedding, the same products the score takes for the label's class.
+    pub fn forward_with_logits(
+        &self,
+        x: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> (Tensor<1>, Tensor<2>) {
+        let (h, proj, b) = self.features(x, labels);
+        let logits = h.clone().matmul(self.embed.weight.val().transpose());
+        ((self.out.forward(h) + proj).reshape([b]), logits)
+    }
+
+    /// Features `[b, c2 * 49]`, their projection on the label's embedding `[b, 1]`, and `b`.
+    fn features(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> (Tensor<2>, Tensor<2>, usize) {
         let [b, ..] = x.dims();
         let leaky = Act::LeakyRelu(LEAKY_SLOPE);
         let h = conv_module(&self.conv1, x, 1, leaky); // [b, c1, 14, 14]
@@ -184,7 +202,7 @@ impl Discriminator {
             .forward(labels.reshape([b, 1]))
             .squeeze_dim::<2>(1); // [b, c2 * 49]
         let proj = (e * h.clone()).sum_dim(1); // [b, 1]
-        (self.out.forward(h) + proj).reshape([b])
+        (h, proj, b)
     }
 }
 
@@ -241,5 +259,44 @@ impl Classifier {
     /// `x`: `[b, 1, 28, 28]` -> logits `[b, 10]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head(self.features(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{label_tensor, to_vec_f32};
+
+    /// The class logits are the projections the score takes: for any two labels, the
+    /// difference of the scores equals the difference of those labels' logits, and the
+    /// score of `forward_with_logits` is `forward`'s.
+    #[test]
+    fn class_logits_match_the_projection_term() {
+        let device = Device::flex();
+        device.seed(3);
+        let d = DiscriminatorConfig::new().with_c1(4).with_c2(8).init(&device);
+        let b = 5;
+        let x = Tensor::<4>::random(
+            [b, 1, IMAGE_SIDE, IMAGE_SIDE],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        let ya: Vec<u8> = vec![0, 3, 7, 9, 2];
+        let yb: Vec<u8> = vec![5, 1, 7, 4, 8];
+        let (sa, logits) = d.forward_with_logits(x.clone(), label_tensor(&ya, &device));
+        let plain = to_vec_f32(d.forward(x.clone(), label_tensor(&ya, &device)));
+        let sb = to_vec_f32(d.forward(x, label_tensor(&yb, &device)));
+        let (sa, logits) = (to_vec_f32(sa), to_vec_f32(logits));
+        assert_eq!(logits.len(), b * NUM_CLASSES);
+        for i in 0..b {
+            assert_eq!(sa[i], plain[i]);
+            let want = logits[i * NUM_CLASSES + usize::from(ya[i])]
+                - logits[i * NUM_CLASSES + usize::from(yb[i])];
+            let got = sa[i] - sb[i];
+            assert!(
+                (want - got).abs() <= 1e-5 * (1.0 + want.abs()),
+                "row {i}: logit difference {want}, score difference {got}"
+            );
+        }
     }
 }

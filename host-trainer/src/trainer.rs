@@ -10,7 +10,7 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_softmax, relu};
 use generator_core::Z_DIM;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,12 @@ pub struct TrainConfig {
     /// 1.0 keeps them constant.
     #[config(default = 1.0)]
     pub lr_end: f64,
+    /// Weight of the auxiliary class loss (0 = none). The discriminator's class
+    /// embeddings double as a 10-way classifier of its features: it learns to name the
+    /// class of real digits, and the generator is pushed to make fakes it names as their
+    /// label (cross-entropy of both, on real images only for the discriminator).
+    #[config(default = 0.0)]
+    pub aux_weight: f64,
     /// Seed of weights, batches and noise.
     #[config(default = 1)]
     pub seed: u64,
@@ -143,6 +149,11 @@ impl ModuleMapper for EmaUpdate {
     }
 }
 
+/// Mean cross-entropy of class `logits` `[b, 10]` against one-hot `targets` `[b, 10]`.
+fn class_loss(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    log_softmax(logits, 1).mul(targets).sum_dim(1).mean().neg()
+}
+
 /// Blobs of a checkpoint, in order: state (JSON), G, D, EMA, G optimiser, D optimiser.
 const CHECKPOINT_BLOBS: usize = 6;
 
@@ -214,6 +225,11 @@ impl TrainConfig {
             );
         }
         anyhow::ensure!(
+            self.aux_weight.is_finite() && self.aux_weight >= 0.0,
+            "aux-weight must be a number >= 0, got {}",
+            self.aux_weight
+        );
+        anyhow::ensure!(
             self.lr_end.is_finite() && self.lr_end >= 0.0,
             "lr-end must be a number >= 0, got {}",
             self.lr_end
@@ -266,21 +282,32 @@ impl Trainer {
         let y = label_tensor(labels, dev);
         let fake = self.g.forward(z, onehot(labels, dev)); // [b, 1, 28, 28]
 
-        // Discriminator: hinge loss on real and (detached) fake.
-        let d_real = self.d.forward(real, y.clone());
+        // Discriminator: hinge loss on real and (detached) fake, plus the class loss on
+        // real digits when it has a weight.
+        let aux = self.config.aux_weight;
+        let onehot_y = (aux > 0.0).then(|| onehot(labels, dev));
+        let (d_real, real_logits) = self.d.forward_with_logits(real, y.clone());
         let d_fake = self.d.forward(fake.clone().detach(), y.clone());
-        let d_loss =
+        let mut d_loss =
             relu(d_real.neg().add_scalar(1.0)).mean() + relu(d_fake.add_scalar(1.0)).mean();
+        if let Some(t) = &onehot_y {
+            d_loss = d_loss + class_loss(real_logits, t.clone()).mul_scalar(aux);
+        }
         let grads = GradientsParams::from_grads(d_loss.backward(), &self.d);
         let lr_scale = self.config.lr_scale(&self.state);
         self.d = self
             .opt_d
             .step(self.config.lr_d * lr_scale, self.d.clone(), grads);
 
-        // Generator: maximise the updated discriminator's score of the same fakes. The
-        // discriminator's parameters are constants here: only the input gradient flows back
-        // through it, and no weight gradient is computed for it.
-        let g_loss = self.d.clone().no_grad().forward(fake, y).mean().neg();
+        // Generator: maximise the updated discriminator's score of the same fakes (and
+        // have it name their labels). The discriminator's parameters are constants here:
+        // only the input gradient flows back through it, and no weight gradient is
+        // computed for it.
+        let (score, fake_logits) = self.d.clone().no_grad().forward_with_logits(fake, y);
+        let mut g_loss = score.mean().neg();
+        if let Some(t) = onehot_y {
+            g_loss = g_loss + class_loss(fake_logits, t).mul_scalar(aux);
+        }
         let grads = GradientsParams::from_grads(g_loss.backward(), &self.g);
         self.g = self
             .opt_g
@@ -403,6 +430,8 @@ mod tests {
             config().with_lr_g(0.0),
             config().with_lr_d(f64::NAN),
             config().with_lr_end(-0.5),
+            config().with_aux_weight(-0.1),
+            config().with_aux_weight(f64::INFINITY),
             config().with_ema_decay(1.0),
             config().with_beta1(1.0),
             config().with_beta2(-0.1),
