@@ -9,7 +9,7 @@ use crate::backend::BackendKind;
 use crate::data::{Mnist, Split};
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use crate::tensor::image_batch;
-use crate::trainer::{TrainConfig, Trainer};
+use crate::trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
 
 /// Options of `host-trainer bench`.
 #[derive(Args, Debug)]
@@ -44,7 +44,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             .with_c1(a.d_widths[0])
             .with_c2(a.d_widths[1]),
     )
-    .with_batch(a.batch);
+    .with_batch(a.batch)
+    .with_aux_weight(DEFAULT_AUX_WEIGHT);
     let mut t = Trainer::new(config, a.backend)?;
     let mut k = 0usize;
     let mut step = |t: &mut Trainer| {

@@ -21,7 +21,7 @@ use host_trainer::data::{self, Mnist, Split};
 use host_trainer::eval::{Metrics, Reference, eval_labels};
 use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
-use host_trainer::trainer::{TrainConfig, Trainer};
+use host_trainer::trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
 use host_trainer::{bench, eval, fsutil, model, quantize, report, train};
 
 #[derive(Parser, Debug)]
@@ -106,7 +106,7 @@ struct RunArgs {
     lr_end: f64,
     /// Weight of an auxiliary class loss: the discriminator also learns to name real
     /// digits' classes and the generator to make fakes it names as their labels (0: off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = DEFAULT_AUX_WEIGHT)]
     aux_weight: f64,
     /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
     /// 1.8x faster per image than 32 64 on this machine (see the README).

@@ -274,7 +274,10 @@ mod tests {
     fn class_logits_match_the_projection_term() {
         let device = Device::flex();
         device.seed(3);
-        let d = DiscriminatorConfig::new().with_c1(4).with_c2(8).init(&device);
+        let d = DiscriminatorConfig::new()
+            .with_c1(4)
+            .with_c2(8)
+            .init(&device);
         let b = 5;
         let x = Tensor::<4>::random(
             [b, 1, IMAGE_SIDE, IMAGE_SIDE],

@@ -21,6 +21,11 @@ use crate::model::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfi
 use crate::rng::Rng;
 use crate::tensor::{label_tensor, load_module, onehot, record_bytes, to_vec_f32};
 
+/// Weight of the auxiliary class loss in new runs (`--aux-weight`). [`TrainConfig`] keeps 0
+/// as its default, so a `config.json` written before the setting existed resumes as it
+/// trained.
+pub const DEFAULT_AUX_WEIGHT: f64 = 0.02;
+
 /// Everything that defines a training run. Saved as `config.json` in the run folder.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
@@ -58,7 +63,8 @@ pub struct TrainConfig {
     /// Weight of the auxiliary class loss (0 = none). The discriminator's class
     /// embeddings double as a 10-way classifier of its features: it learns to name the
     /// class of real digits, and the generator is pushed to make fakes it names as their
-    /// label (cross-entropy of both, on real images only for the discriminator).
+    /// label (cross-entropy of both, on real images only for the discriminator). New runs
+    /// take [`DEFAULT_AUX_WEIGHT`].
     #[config(default = 0.0)]
     pub aux_weight: f64,
     /// Seed of weights, batches and noise.
@@ -452,7 +458,9 @@ mod tests {
         let obj = old.as_object_mut().unwrap();
         obj.remove("lr_end");
         obj.remove("ema_warmup");
+        obj.remove("aux_weight");
         let read = TrainConfig::from_json(&old.to_string()).unwrap();
+        assert_eq!(read.aux_weight, 0.0);
         assert_eq!(read.lr_end, 1.0);
         assert!(!read.ema_warmup);
         assert_eq!(read.lr_g, 1e-4);

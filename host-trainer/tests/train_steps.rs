@@ -15,7 +15,7 @@ use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use host_trainer::quantize::export;
 use host_trainer::train::train;
-use host_trainer::trainer::{TrainConfig, Trainer};
+use host_trainer::trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
 
 fn run_dir(name: &str) -> RunDir {
     let d = std::env::temp_dir().join(format!("train-steps-{name}-{}", std::process::id()));
@@ -30,6 +30,7 @@ fn config(steps: usize) -> TrainConfig {
         .with_train_subset(64) // 4 steps per epoch
         .with_max_steps(steps)
         .with_seed(5)
+        .with_aux_weight(DEFAULT_AUX_WEIGHT)
 }
 
 fn steps_then_resume(backend: BackendKind) {
