@@ -30,7 +30,7 @@ pub struct TwoSampleConfig {
     /// Seed of the split, the batch order and the CNN's initialisation.
     #[config(default = 1)]
     pub seed: u64,
-    /// Passes over the training half (3 passes left the critic at 0.52 on the shipped model,
+    /// Passes over the training half (3 passes left the critic at 0.52 on the model shipped before,
     /// 10 at 0.61: the test is only as sharp as its critic is trained).
     #[config(default = 10)]
     pub epochs: usize,
