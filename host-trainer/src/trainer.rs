@@ -86,9 +86,9 @@ pub struct TrainConfig {
 pub struct LossRow {
     /// Step at the end of the averaging window.
     pub step: usize,
-    /// Discriminator hinge loss.
+    /// Discriminator loss: hinge, plus the weighted class loss when it has a weight.
     pub d_loss: f32,
-    /// Generator loss.
+    /// Generator loss: minus the score, plus the weighted class loss.
     pub g_loss: f32,
     /// Throughput over the window.
     pub images_per_s: f32,
