@@ -5,7 +5,7 @@
 //! zeroed and then filled with 0xA5: the two images must be equal.
 //!
 //! The small seed models are written by the real encoder; regenerate them with
-//! `UPDATE_SEEDS=1 cargo test -p generator-core --features std --release --test fuzz_corpus`.
+//! `UPDATE_SEEDS=1 cargo test -p generator-core --features std,alloc --release --test fuzz_corpus`.
 
 mod common;
 
