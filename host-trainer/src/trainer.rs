@@ -286,12 +286,13 @@ impl Trainer {
         self.state.rng.fill_normal(&mut z);
         let z = Tensor::<2>::from_data(TensorData::new(z, [b, Z_DIM]), dev);
         let y = label_tensor(labels, dev);
-        let fake = self.g.forward(z, onehot(labels, dev)); // [b, 1, 28, 28]
+        let targets = onehot(labels, dev); // [b, 10]: G's condition and the class targets
+        let fake = self.g.forward(z, targets.clone()); // [b, 1, 28, 28]
 
         // Discriminator: hinge loss on real and (detached) fake, plus the class loss on
         // real digits when it has a weight.
         let aux = self.config.aux_weight;
-        let onehot_y = (aux > 0.0).then(|| onehot(labels, dev));
+        let onehot_y = (aux > 0.0).then_some(targets);
         let (d_real, real_logits) = self.d.forward_with_logits(real, y.clone());
         let d_fake = self.d.forward(fake.clone().detach(), y.clone());
         let mut d_loss =
