@@ -226,14 +226,14 @@ fn relative_links_in_the_documents_resolve() {
                 continue;
             };
             let is_markdown = file.extension().is_some_and(|e| e == "md");
-            if let Some(fragment) = fragment.filter(|_| is_markdown) {
-                if !anchors(&read(&file)).contains(fragment) {
-                    broken.push(format!(
-                        "{}: ({target}): {} has no heading with anchor #{fragment}",
-                        relative(&doc),
-                        relative(&file)
-                    ));
-                }
+            if let Some(fragment) = fragment.filter(|_| is_markdown)
+                && !anchors(&read(&file)).contains(fragment)
+            {
+                broken.push(format!(
+                    "{}: ({target}): {} has no heading with anchor #{fragment}",
+                    relative(&doc),
+                    relative(&file)
+                ));
             }
         }
     }
