@@ -13,7 +13,7 @@
 #        shows the core's message (the one firmware-sim prints for that file) and the page
 #        still draws with the shipped model;
 #   4. a screenshot of the page (target/web/web.png; `--update-screenshot` also copies it
-#      to docs/web.png for the README), taken by .ci/web_screenshot.py on the real clock;
+#      to docs/web.png for the README), taken by .ci/web_page.py on the real clock;
 #      it prints the page's status line with the time per digit it measured.
 # Fails (non-zero, with a FAIL line) on any mismatch. Needs rustup, cargo, python3 and, on
 # a clean machine, apt-get for Chromium.
@@ -188,11 +188,39 @@ for bad in flipped truncated; do
   expect_page "?digits=0123456789&seed=42&model=models/$bad.dgen" "$WORK/row.txt" "$message"
 done
 
+# The file picker and the screenshot need a browser on the real clock: .ci/web_page.py
+# drives Chromium over the DevTools protocol and prints the page's texts as JSON.
+BROWSER_FLAGS=("${CHROMIUM[@]:2}" --hide-scrollbars)
+
+# expect_pick FILE EXPECTED_ERROR ("" for none): picks FILE with the page's file picker.
+expect_pick() {
+  local file=$1 error=$2 query='?digits=0123456789&seed=42'
+  .ci/web_page.py "$BASE$query" --pick "$file" -- "${BROWSER_FLAGS[@]}" > "$WORK/page.json" \
+    || die "file picker with $file: the browser run failed"
+  python3 - "$WORK/page.json" "$WORK/row.txt" "$(basename "$file")" "$error" <<'EOF'
+import json, sys
+page = json.load(open(sys.argv[1]))
+want, name, error = open(sys.argv[2]).read(), sys.argv[3], sys.argv[4]
+if page["checksums"] != want:
+    sys.exit(f"web.sh: FAIL: file picker with {name}: checksums\n{page['checksums']}differ from firmware-sim's\n{want}")
+expected = f"{name}: {error}" if error else ""
+if page["error"] != expected:
+    sys.exit(f"web.sh: FAIL: file picker with {name}: error shown is {page['error']!r}, expected {expected!r}")
+if not error and f"model: {name} " not in page["status"]:
+    sys.exit(f"web.sh: FAIL: file picker with {name}: the page does not use it: {page['status']}")
+print(f"ok  file picker with {name}: {len(want.splitlines())} checksum lines equal firmware-sim's"
+      + (f"; shows {page['error']!r}" if error else "; in use"))
+EOF
+}
+expect_pick "$SITE/models/flipped.dgen" "$(core_message "$SITE/models/flipped.dgen")"
+expect_pick "$SITE/models/intact.dgen" ""
+
 say "screenshot on the real clock (so that the page's time per digit is measured)"
 mkdir -p target/web
-.ci/web_screenshot.py "${BASE}?digits=3141592653&seed=42" "$ROOT/target/web/web.png" 1000 560 \
-  "${CHROMIUM[@]:2}" --hide-scrollbars --window-size=1000,560 \
+.ci/web_page.py "${BASE}?digits=3141592653&seed=42" --screenshot "$ROOT/target/web/web.png" \
+  --size 1000x560 -- "${BROWSER_FLAGS[@]}" --window-size=1000,560 > "$WORK/page.json" \
   || die "the screenshot failed"
+python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["status"])' "$WORK/page.json"
 [ "$(head -c 8 target/web/web.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] \
   || die "target/web/web.png is not a PNG"
 echo "target/web/web.png: $(wc -c < target/web/web.png) bytes"

@@ -178,8 +178,10 @@ async function main() {
     if (!file) return;
     const err = useModel(new Uint8Array(await file.arrayBuffer()), file.name);
     if (!err) modelUrl = null;
-    try { render(true); } catch (e) { showError(String(e)); return; }
     showError(err || "");
+    try { render(true); } catch (e) { showError(String(e)); }
+    // For the tests (.ci/web_page.py --pick): how many picked files the page has handled.
+    document.body.dataset.picked = String(Number(document.body.dataset.picked || 0) + 1);
   });
 }
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Screenshot of the page in headless Chromium on the real clock.
+"""Drives the page in headless Chromium on the real clock, for what `--dump-dom` cannot do.
 
 `chromium --screenshot` captures at the load event, before the page's WebAssembly is
 fetched; with `--virtual-time-budget` it waits, but the clock is virtual and the page's
-time per digit reads 0. This drives Chromium over the DevTools protocol on a pipe
-(`--remote-debugging-pipe`: JSON messages ending in NUL on fds 3 and 4, standard library
-only): it opens URL, waits until the page sets `data-state="ready"` on <body>, prints the
-status line (with the time per digit the page measured) and writes a PNG.
+time per digit reads 0. And a file picker needs a browser that can set its files. This
+script drives Chromium over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+JSON messages ending in NUL on fds 3 and 4, standard library only): it opens URL, waits
+until the page sets `data-state="ready"` on <body>, optionally picks a model file with
+the page's file picker and waits for the page to take it, optionally writes a PNG, and
+prints a JSON object with the page's `error`, `status` and `checksums` texts.
 
-usage: web_screenshot.py URL OUT.png WIDTH HEIGHT [chromium flags...]
+usage: web_page.py URL [--pick FILE] [--screenshot OUT.png --size WxH] -- [chromium flags...]
 """
 
+import argparse
 import base64
 import json
 import os
@@ -23,7 +26,16 @@ TIMEOUT_S = 30
 
 
 def main():
-    url, out, width, height, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--pick", metavar="FILE", help="model file to choose with the file picker")
+    parser.add_argument("--screenshot", metavar="OUT.png")
+    parser.add_argument("--size", default="1000x560", metavar="WxH")
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.flags = argv[split + 1:]  # chromium flags
+    width, height = (int(v) for v in args.size.split("x"))
     to_browser_r, to_browser_w = os.pipe()
     from_browser_r, from_browser_w = os.pipe()
 
@@ -36,7 +48,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
-            ["chromium", "--headless", *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            ["chromium", "--headless", *args.flags, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
             preexec_fn=child_fds,
             close_fds=False,
             stdout=subprocess.DEVNULL,
@@ -61,13 +73,13 @@ def main():
                 while b"\0" not in pending:
                     chunk = os.read(reader.fileno(), 1 << 16)
                     if not chunk:
-                        sys.exit(f"web_screenshot.py: chromium closed the pipe during {method}")
+                        sys.exit(f"web_page.py: chromium closed the pipe during {method}")
                     pending += chunk
                 raw, pending = pending.split(b"\0", 1)
                 reply = json.loads(raw)
                 if reply.get("id") == next_id:
                     if "error" in reply:
-                        sys.exit(f"web_screenshot.py: {method}: {reply['error']}")
+                        sys.exit(f"web_page.py: {method}: {reply['error']}")
                     return reply["result"]
 
         try:
@@ -75,7 +87,7 @@ def main():
             session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             call("Emulation.setDeviceMetricsOverride",
                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
-            call("Page.navigate", {"url": url}, session)
+            call("Page.navigate", {"url": args.url}, session)
 
             def evaluate(expression):
                 result = call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
@@ -90,11 +102,24 @@ def main():
                 time.sleep(0.1)
             if state != "ready":
                 error = evaluate("document.getElementById('error') && document.getElementById('error').textContent")
-                sys.exit(f"web_screenshot.py: the page did not get ready (state {state!r}, error {error!r})")
-            print(evaluate("document.getElementById('status').textContent"))
-            shot = call("Page.captureScreenshot", {"format": "png"}, session)
-            with open(out, "wb") as f:
-                f.write(base64.b64decode(shot["data"]))
+                sys.exit(f"web_page.py: the page did not get ready (state {state!r}, error {error!r})")
+            text = "(id) => document.getElementById(id).textContent"
+            if args.pick:
+                # The page sets data-picked after it handled a picked file.
+                call("DOM.enable", {}, session)
+                root = call("DOM.getDocument", {}, session)["root"]["nodeId"]
+                node = call("DOM.querySelector", {"nodeId": root, "selector": "#model-file"}, session)["nodeId"]
+                call("DOM.setFileInputFiles", {"files": [os.path.abspath(args.pick)], "nodeId": node}, session)
+                while time.monotonic() < deadline and not evaluate("document.body.dataset.picked"):
+                    time.sleep(0.1)
+                if not evaluate("document.body.dataset.picked"):
+                    sys.exit("web_page.py: the page did not handle the picked file")
+            page = {k: evaluate(f"({text})({k!r})") for k in ("error", "status", "checksums")}
+            if args.screenshot:
+                shot = call("Page.captureScreenshot", {"format": "png"}, session)
+                with open(args.screenshot, "wb") as f:
+                    f.write(base64.b64decode(shot["data"]))
+            print(json.dumps(page))
             call("Browser.close")
         finally:
             try:
