@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The WebAssembly build and the page in web/, tested in a real (headless) Chromium:
 #   1. dgen-wasm (web/wasm, outside the workspace): format, clippy for the host and wasm32,
-#      its host tests;
+#      its host tests, its docs (warnings denied);
 #   2. a fresh build of the module equals the committed web/dgen.wasm, byte for byte;
 #   3. the page, served from a plain static server (python3 -m http.server on 127.0.0.1)
 #      holding only the three published files and some model files:
@@ -48,12 +48,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "dgen-wasm: format, clippy (host and wasm32), host tests"
+say "dgen-wasm: format, clippy (host and wasm32), host tests, docs"
 MANIFEST=(--manifest-path web/wasm/Cargo.toml)
 cargo fmt "${MANIFEST[@]}" -- --check
 cargo clippy "${MANIFEST[@]}" --release --all-targets --locked --target-dir target/web-host -- -D warnings
 cargo clippy "${MANIFEST[@]}" --release --locked --target wasm32-unknown-unknown --target-dir target/web -- -D warnings
 cargo test "${MANIFEST[@]}" --release --locked --target-dir target/web-host
+RUSTDOCFLAGS="-D warnings" cargo doc "${MANIFEST[@]}" --release --locked --no-deps --target-dir target/web-host
 
 say "web/dgen.wasm equals a fresh build"
 web/build.sh "$WORK/fresh.wasm"

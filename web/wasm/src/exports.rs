@@ -1,7 +1,7 @@
 //! The exported functions and the buffers they share with the page.
 //!
 //! `unsafe` is allowed here only: for `#[no_mangle]` and for the one function that hands
-//! out the statics ([`with_buffers`]).
+//! out the statics (`with_buffers`), and the `Sync` claim that lets them be a `static`.
 
 #![allow(unsafe_code)]
 

@@ -3,15 +3,16 @@
 //!
 //! The module owns every buffer (statics, no allocator) and exports their addresses; the
 //! page writes the model file, the digits and the seeds into linear memory, calls
-//! [`dgen_generate`], and reads the images and their checksums back. Every export is an
+//! [`exports::dgen_generate`], and reads the images and their checksums back. Every export is an
 //! `extern "C"` function taking and returning numbers. Errors come back as `-1`, with
-//! the [`Display`](core::fmt::Display) text of the core's [`Error`] in [`dgen_message`].
+//! the [`Display`](core::fmt::Display) text of the core's [`Error`] in
+//! [`exports::dgen_message`].
 //!
 //! The logic lives in two safe functions, [`check`] and [`generate`], that the host tests
 //! call on their own buffers; the exports only hand them the statics.
 //!
-//! Build: `web/build.sh` (release profile of this crate: `opt-level = "z"`, fat LTO, one
-//! codegen unit, `panic = "abort"`, stripped).
+//! Build: `web/build.sh` (release profile of this crate: `opt-level = "s"`, fat LTO, one
+//! codegen unit, `panic = "abort"`, stripped). Details: `docs/WEB.md`.
 
 #![no_std]
 
@@ -25,16 +26,18 @@ use generator_core::{Error, Generator, Image, Model};
 
 pub mod exports;
 
-/// Most images one [`dgen_generate`] call makes: the 10 x 10 grid.
+/// Most images one [`exports::dgen_generate`] call makes: the 10 x 10 grid.
 pub const MAX_IMAGES: usize = 100;
 
-/// Longest model file the page can load, in bytes. The loader caps a model's arena at
-/// 9,408 bytes, which bounds every layer's weights far below this; the buffer is
-/// zero-initialised memory, so it costs nothing in the `.wasm` file.
+/// Longest model file the page can load, in bytes: zero-initialised memory, so it costs
+/// nothing in the `.wasm` file. Convolutional models up to the loader's channel limits fit
+/// (a 42 -> 7x7x64 linear layer and seven 64 -> 64 convolutions take under 450 KB); the
+/// loader also accepts larger files (stacks of wide linear layers), which the page
+/// refuses with a message naming this limit.
 pub const MODEL_CAPACITY: usize = 1 << 20;
 
 /// Longest error message kept; the core's are far shorter.
-const MESSAGE_CAPACITY: usize = 128;
+pub const MESSAGE_CAPACITY: usize = 128;
 
 /// The error text of the last failed call: a `fmt::Write` sink into a fixed buffer that
 /// truncates instead of failing.
