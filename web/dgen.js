@@ -112,6 +112,9 @@ function render(keepError) {
   }
   const { images, sums, perDigit, runs } = generate(digits, seeds);
   draw(images, digits.length, grid ? 10 : Math.min(digits.length, 20));
+  $("canvas").setAttribute("aria-label", grid
+    ? `digits 0 to 9 in rows, seeds ${seed} to ${(seed + 9) >>> 0} in columns`
+    : `the digits ${text}, from seed ${seed}`);
   $("checksums").textContent = digits
     .map((d, k) => `digit ${d} seed ${seeds[k]} fnv1a 0x${sums[k].toString(16).padStart(8, "0")}`)
     .join("\n") + "\n";
