@@ -2,7 +2,8 @@
 # The WebAssembly build and the page in web/, tested in a real (headless) Chromium:
 #   1. dgen-wasm (web/wasm, outside the workspace): format, clippy for the host and wasm32,
 #      its host tests, its docs (warnings denied);
-#   2. a fresh build of the module equals the committed web/dgen.wasm, byte for byte;
+#   2. a fresh build of the module equals the committed web/dgen.wasm, byte for byte, and
+#      it is at most 120,000 bytes;
 #   3. the page, served from a plain static server (python3 -m http.server on 127.0.0.1)
 #      holding only the three published files and some model files:
 #      - ?digits=0123456789&seed=42: the `checksums` element equals
@@ -62,6 +63,9 @@ if ! cmp -s "$WORK/fresh.wasm" web/dgen.wasm; then
   die "web/dgen.wasm ($(wc -c < web/dgen.wasm) B) differs from a fresh build ($(wc -c < "$WORK/fresh.wasm") B, $(rustc -V)): run web/build.sh and commit web/dgen.wasm"
 fi
 echo "web/dgen.wasm: $(wc -c < web/dgen.wasm) bytes, $(gzip -9 -c web/dgen.wasm | wc -c) gzipped; equals the fresh build"
+WASM_BUDGET=120000 # issue 22's floor, with the model embedded
+[ "$(wc -c < web/dgen.wasm)" -le "$WASM_BUDGET" ] \
+  || die "web/dgen.wasm is $(wc -c < web/dgen.wasm) bytes, over the budget of $WASM_BUDGET"
 
 cargo build -p firmware-sim --release
 SIM=$ROOT/target/release/firmware-sim
