@@ -21,6 +21,7 @@ const SOURCE_DIRS: &[(&str, &str)] = &[
     ("capi/src", "rs"),
     ("python/src", "rs"),
     ("python/aigcmn", "py"),
+    ("web/wasm/src", "rs"),
 ];
 
 fn root() -> PathBuf {
