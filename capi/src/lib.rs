@@ -9,7 +9,7 @@
 //! success and a negative `DGEN_ERR_*` code otherwise; [`dgen_error_message`] turns a
 //! code into a static string. Nothing keeps state between calls: the model is decoded
 //! (header and CRC checked) on each [`dgen_generate`] call, which costs a small part of
-//! one generation (see the README's C section for measured figures).
+//! one generation (measured figures in docs/PERFORMANCE.md, "C").
 //!
 //! The code is `no_std` in all but name: `std` is linked only on hosted targets, where
 //! it supplies the panic runtime; on bare metal (`target_os = "none"`) the crate is
