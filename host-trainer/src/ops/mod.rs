@@ -15,9 +15,7 @@
 //! own operations, with the same arithmetic.
 
 #[cfg(feature = "flex")]
-use burn::backend::{
-    Autodiff, Backend, DispatchDevice, Flex, backend_extension, tensor::FloatTensor,
-};
+use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, tanh};

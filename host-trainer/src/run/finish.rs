@@ -1,7 +1,6 @@
 //! How a run ends: the final EMA generator scored in float, exported to int8 and scored
 //! again, and the figures `metrics.json` records and the terminal shows.
 
-use burn::prelude::*;
 use generator_quant::Calibration;
 use serde::Serialize;
 

@@ -51,8 +51,8 @@ pub struct Grads {
     pub db: Option<Vec<f32>>,
 }
 
-/// Gradients of [`forward`]: `dx` only when `want_dx`, `dw` and `db` only when `want_dw` (the
-/// unfold of the input is needed for those alone).
+/// Gradients of [`forward`]: `dx` only when `want_dx`, `dw` and `db` only when `want_dw` (only
+/// those read the padded or unfolded input).
 pub fn backward(
     geo: &ConvGeometry,
     inputs: BackwardInputs<'_>,

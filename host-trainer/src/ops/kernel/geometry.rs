@@ -34,7 +34,7 @@ impl ConvGeometry {
     pub fn out_w(&self) -> usize {
         (self.in_w * self.up + 2 * self.pad - self.k) / self.stride + 1
     }
-    /// Rows of the unfolded input: `in_ch * k * k`.
+    /// Weights per output channel (the rows of the unfolded input): `in_ch * k * k`.
     pub(super) fn rows(&self) -> usize {
         self.in_ch * self.k * self.k
     }

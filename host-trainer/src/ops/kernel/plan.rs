@@ -28,9 +28,8 @@ impl Part {
 /// How a convolution is computed: as one part (the convolution itself), or, for "nearest 2x
 /// upsample + 3x3 convolution with padding 1", as four 2x2 convolutions of the input at its own
 /// resolution, one per output phase `(oy % 2, ox % 2)`, whose weights are sums of the 3x3
-/// taps that read the same input pixel. The phase form does 4/9 of the multiplications and
-/// unfolds 4/9 of the values; its sums are ordered differently, so results agree with the
-/// direct form to rounding.
+/// taps that read the same input pixel. The phase form does 4/9 of the multiplications; its
+/// sums are ordered differently, so results agree with the direct form to rounding.
 ///
 /// A convolution at stride `s` whose kernel side and padded input sides are multiples of `s`
 /// (the discriminator's 4x4 stride-2 layers) is computed as a stride-1 convolution with a
@@ -156,13 +155,13 @@ impl Plan {
         self.padded.in_ch * self.fold * self.fold
     }
 
-    /// Rows of a part's unfolded input.
+    /// Weights per output channel of a part (the rows of its unfolded input).
     pub(super) fn rows(&self, part: &Part) -> usize {
         self.channels() * part.k * part.k
     }
 
-    /// Images unfolded together: enough columns for an efficient product, few enough to stay
-    /// in cache.
+    /// Images a form handles together (padded side by side, or unfolded): enough columns for
+    /// an efficient product, few enough to stay in cache.
     pub(super) fn group(&self) -> usize {
         (2048 / self.parts[0].positions()).clamp(1, 64)
     }

@@ -10,8 +10,9 @@ thread_local! {
 
 /// A scratch buffer of `len` values whose contents are left over from earlier calls on the same
 /// thread (zero only where it grew): every user writes before it reads, or clears it. Taken
-/// from and given back to a per-thread pool, so a training step neither allocates nor zeroes
-/// its unfold buffers (zeroing them was 8% of a step).
+/// from and given back to a per-thread pool, so a training step allocates none of its scratch
+/// buffers and zeroes only those whose zeros it reads ([`Scratch::zeroed`]; zeroing every
+/// buffer was 8% of a step).
 pub(super) struct Scratch(Vec<f32>);
 
 impl Scratch {
