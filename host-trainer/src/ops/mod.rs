@@ -1,7 +1,8 @@
 //! The trainer's convolutions and batch norms as Burn custom operations with their own
 //! backward passes (Burn's backend-extension mechanism), laid out as Burn's custom-kernel
 //! example lays out one: the backend trait [`FusedBackend`] here, with the public functions
-//! that call it and their [`reference`] in Burn's own operations beside it; its burn-flex
+//! that call it ([`conv`], [`batch_norm_relu`]) and their references in Burn's own
+//! operations ([`reference()`], [`batch_norm_relu_reference`]) beside it; its burn-flex
 //! implementation in `forward.rs`, the autodiff one with the backward passes in
 //! `backward.rs`; the CPU kernels they call, on plain `f32` slices, in [`kernel`].
 //!
@@ -72,9 +73,8 @@ pub trait FusedBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-#[cfg(feature = "flex")]
-
 /// Whether `device` (plain or autodiff) runs on burn-flex, where the custom operation exists.
+#[cfg(feature = "flex")]
 pub fn is_flex(device: &Device) -> bool {
     matches!(
         device.as_dispatch().clone().inner(),
