@@ -9,7 +9,7 @@ use crate::backend::BackendKind;
 use crate::data::{Mnist, Split};
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use crate::tensor::image_batch;
-use crate::trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
+use crate::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
 
 /// Options of `host-trainer bench`.
 #[derive(Args, Debug)]

@@ -1,7 +1,7 @@
 //! Files on disk: the run folder, generator weight files and the checkpoint container.
 //!
 //! A checkpoint is `DGCKPT01` followed by length-prefixed blobs (`u64` LE length, then
-//! the bytes); [`Trainer`](crate::trainer::Trainer) decides what the blobs hold.
+//! the bytes); [`Trainer`](crate::train::Trainer) decides what the blobs hold.
 
 use std::path::{Path, PathBuf};
 

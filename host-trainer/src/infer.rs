@@ -1,11 +1,14 @@
 //! Generation: the float generator on a Burn device and the int8 model through
 //! generator-core, from the same `(digit, seed)` pairs and the same noise.
 
-use anyhow::Context;
+use std::path::Path;
+
+use anyhow::{Context, bail};
 use burn::prelude::*;
 use generator_core::{IMAGE_PIXELS, Image, Z_DIM, signed_unit_to_pixel};
 
-use crate::model::Generator;
+use crate::checkpoint::load_generator;
+use crate::model::{Generator, GeneratorConfig};
 use crate::tensor::{onehot, to_vec_f32};
 
 /// Images per forward pass of the float generator.
@@ -55,4 +58,41 @@ pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
         .map(|(&x, &y)| (x as f64 - y as f64).abs())
         .sum::<f64>()
         / a.len().max(1) as f64
+}
+
+/// A generator file, as `eval`, `sample` and `export` take one: an int8 model for
+/// generator-core, or Burn weights of the default architecture.
+#[derive(Debug)]
+pub enum GeneratorFile {
+    /// The bytes of an int8 model file.
+    Int8(Vec<u8>),
+    /// A float generator loaded from Burn weights.
+    Float(Box<Generator>),
+}
+
+impl GeneratorFile {
+    /// Reads `path`: an int8 model when it passes generator-core's loader, Burn weights
+    /// (loaded onto `device`) when it lacks the model file's magic, an error otherwise.
+    pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let check = generator_core::Model::from_bytes(&bytes).map(|_| ());
+        match check {
+            Ok(()) => Ok(Self::Int8(bytes)),
+            Err(generator_core::Error::BadMagic) => Ok(Self::Float(Box::new(load_generator(
+                &GeneratorConfig::new(),
+                path,
+                device,
+            )?))),
+            Err(e) => bail!("{}: {e}", path.display()),
+        }
+    }
+
+    /// Digits `labels[i]` from the noise of `seeds[i]`, as [`generate_int8`] or
+    /// [`generate_float`] draws them.
+    pub fn generate(&self, labels: &[u8], seeds: &[u32]) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Self::Int8(bytes) => generate_int8(bytes, labels, seeds),
+            Self::Float(g) => Ok(generate_float(g, labels, seeds)),
+        }
+    }
 }

@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use generator_core::arch::BASE_SIDE;
 use generator_core::{Arch, IMAGE_SIDE, INPUT_DIM, NUM_CLASSES};
 
-use crate::fused::{Act, batch_norm_relu, conv_module};
+use crate::ops::{Act, batch_norm_relu, conv_module};
 
 /// Generator hyper-parameters: the widths of generator-core's [`Arch`] (defaults
 /// [`Arch::DEFAULT`]), kept flat so `config.json` reads `"c0": 16, ...`.

@@ -6,11 +6,24 @@ use anyhow::Context;
 use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
 use image::{GrayImage, Luma};
 use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
 use crate::infer::generate_float;
 use crate::model::Generator;
-use crate::trainer::LossRow;
+
+/// One row of `losses.csv`: losses averaged over a window of steps.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LossRow {
+    /// Step at the end of the averaging window.
+    pub step: usize,
+    /// Discriminator loss: hinge, plus the weighted class loss when it has a weight.
+    pub d_loss: f32,
+    /// Generator loss: minus the score, plus the weighted class loss.
+    pub g_loss: f32,
+    /// Throughput over the window.
+    pub images_per_s: f32,
+}
 
 /// Seeds of the fixed noise used for grid columns (same in every epoch and run).
 pub const GRID_SEEDS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];

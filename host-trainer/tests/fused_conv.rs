@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use host_trainer::fused::{self, Act, ConvSpec};
+use host_trainer::ops::{self, Act, ConvSpec};
 
 /// The generator's "nearest 2x upsample + 3x3" block.
 const UPSAMPLE_BLOCK: ConvSpec = ConvSpec {
@@ -70,7 +70,7 @@ fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, b
     let device = Device::flex().autodiff();
     // Otherwise both paths below would be Burn's own and the comparison empty.
     assert!(
-        fused::is_flex(&device),
+        ops::is_flex(&device),
         "the custom operation runs on burn-flex"
     );
     device.seed(7);
@@ -85,12 +85,12 @@ fn check(batch: usize, c_in: usize, side: usize, c_out: usize, spec: ConvSpec, b
         let b = if bias {
             b0.clone().detach().require_grad()
         } else {
-            fused::no_bias(c_out, &device)
+            ops::no_bias(c_out, &device)
         };
         let y = if fused_path {
-            fused::conv(x.clone(), w.clone(), b.clone(), spec)
+            ops::conv(x.clone(), w.clone(), b.clone(), spec)
         } else {
-            fused::reference(x.clone(), w.clone(), b.clone(), spec)
+            ops::reference(x.clone(), w.clone(), b.clone(), spec)
         };
         let grads = loss(&y).backward();
         let gx = x.grad(&grads).expect("input gradient");
@@ -165,9 +165,9 @@ fn input_gradient_alone_when_the_weights_are_constants() {
     let gx = |fused_path: bool| {
         let x = x0.clone().detach().require_grad();
         let y = if fused_path {
-            fused::conv(x.clone(), w.clone(), b.clone(), spec)
+            ops::conv(x.clone(), w.clone(), b.clone(), spec)
         } else {
-            fused::reference(x.clone(), w.clone(), b.clone(), spec)
+            ops::reference(x.clone(), w.clone(), b.clone(), spec)
         };
         let grads = loss(&y).backward();
         assert!(
@@ -186,7 +186,6 @@ fn input_gradient_alone_when_the_weights_are_constants() {
 fn batch_norm_relu_matches_burn() {
     use burn::module::Param;
     use burn::nn::BatchNormConfig;
-    use burn::tensor::activation::relu;
     let device = Device::flex().autodiff();
     device.seed(13);
     let u = Distribution::Uniform(-2.0, 2.0);
@@ -201,9 +200,9 @@ fn batch_norm_relu_matches_burn() {
         };
         let x = x0.clone().detach().require_grad();
         let y = if fused_path {
-            fused::batch_norm_relu(&bn, x.clone())
+            ops::batch_norm_relu(&bn, x.clone())
         } else {
-            relu(bn.forward(x.clone()))
+            ops::batch_norm_relu_reference(&bn, x.clone())
         };
         let grads = loss(&y).backward();
         let gx = flat(x.grad(&grads).expect("input gradient"));

@@ -26,7 +26,7 @@ use host_trainer::data::{Mnist, Split, default_dir};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use host_trainer::rng::Rng;
 use host_trainer::tensor::{image_batch, to_vec_f32};
-use host_trainer::trainer::{TrainConfig, Trainer};
+use host_trainer::train::{TrainConfig, Trainer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
 

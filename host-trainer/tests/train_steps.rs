@@ -14,8 +14,7 @@ use host_trainer::data::{Mnist, Split, default_dir};
 use host_trainer::infer::{generate_float, generate_int8, mean_abs_diff};
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use host_trainer::quantize::export;
-use host_trainer::train::train;
-use host_trainer::trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
+use host_trainer::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer, train};
 
 fn run_dir(name: &str) -> RunDir {
     let d = std::env::temp_dir().join(format!("train-steps-{name}-{}", std::process::id()));

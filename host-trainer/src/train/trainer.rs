@@ -1,7 +1,7 @@
 //! The models being trained and one training step: hinge loss, projection
 //! discriminator, Adam, and the exponential moving average of the generator.
 //! [`Trainer::step`] is the whole per-batch computation; the loop around it (epochs,
-//! limits, progress, per-epoch files) is in [`crate::train`].
+//! limits, progress, per-epoch files) is in [`super::epochs`].
 
 use std::path::Path;
 
@@ -18,6 +18,7 @@ use crate::backend::BackendKind;
 use crate::checkpoint::{pack, unpack};
 use crate::fsutil::write_atomic;
 use crate::model::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig};
+use crate::report::LossRow;
 use crate::rng::Rng;
 use crate::tensor::{label_tensor, load_module, onehot, record_bytes, to_vec_f32};
 
@@ -79,19 +80,6 @@ pub struct TrainConfig {
     /// Use only the first N training images (0 = all 60,000).
     #[config(default = 0)]
     pub train_subset: usize,
-}
-
-/// One row of `losses.csv`: losses averaged over a window of steps.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct LossRow {
-    /// Step at the end of the averaging window.
-    pub step: usize,
-    /// Discriminator loss: hinge, plus the weighted class loss when it has a weight.
-    pub d_loss: f32,
-    /// Generator loss: minus the score, plus the weighted class loss.
-    pub g_loss: f32,
-    /// Throughput over the window.
-    pub images_per_s: f32,
 }
 
 /// Progress that a checkpoint restores.

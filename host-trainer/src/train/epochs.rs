@@ -9,11 +9,11 @@ use std::time::Instant;
 use anyhow::{bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::trainer::Trainer;
 use crate::checkpoint::{RunDir, save_generator};
 use crate::data::Mnist;
-use crate::report;
+use crate::report::{self, LossRow};
 use crate::tensor::image_batch;
-use crate::trainer::{LossRow, Trainer};
 
 /// Steps averaged into one row of `losses.csv` (a window also ends with the epoch).
 const LOSS_WINDOW_STEPS: usize = 25;
