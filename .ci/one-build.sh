@@ -18,15 +18,17 @@ secs=$(($(date +%s) - start))
 # One JSON object per line; an artifact Cargo (re)compiled has "fresh":false. Path packages
 # (the workspace's crates) may be recompiled, registry or git packages may not.
 recompiled=$(grep '"reason":"compiler-artifact"' "$out" | grep '"fresh":false' |
-  sed -n 's/.*"package_id":"\([^"]*\)".*/\1/p' | sort -u)
+  sed -n 's/.*"package_id":"\([^"]*\)".*/\1/p' | sort -u || true)
 own=$(grep -c '^path+' <<<"$recompiled" || true)
 foreign=$(grep -v '^path+' <<<"$recompiled" || true)
 
 if [ -n "$foreign" ]; then
   echo "one build: FAILED: \`cargo build -p host-trainer $*\` compiled these crates again after the test command:"
   sed 's/^/  /' <<<"$foreign"
-  echo "Their features differ between the two builds. Run \`cargo hakari generate\` and"
+  echo "Their features (or profile settings) differ between the two builds. Run \`cargo hakari generate\` and"
   echo "\`cargo hakari manage-deps\`, then compare \`cargo tree -e features -i CRATE\` (CONTRIBUTING.md)."
   exit 1
 fi
-echo "one build: ok: host-trainer built in ${secs} s, recompiling only workspace crates ($own: $(sed 's/.*#//' <<<"$recompiled" | tr '\n' ' '))"
+# A path package id is `path+file:///DIR#VERSION` or `path+file:///DIR#NAME@VERSION`.
+names=$(awk -F'#' '/^path\+/ { n = $2; if (n ~ /@/) sub(/@.*/, "", n); else { n = $1; sub(/.*\//, "", n) } printf "%s ", n }' <<<"$recompiled")
+echo "one build: ok: host-trainer built in ${secs} s; it compiled no registry crate, $own workspace crate(s): ${names:-none}"
