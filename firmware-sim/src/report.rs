@@ -51,10 +51,12 @@ impl Resources {
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ram = MAX_ARENA_BYTES + IMAGE_PIXELS + STACK_ESTIMATE_BYTES;
+        // The dev profile is optimised and has debug assertions off (workspace Cargo.toml), so
+        // `cargo run` and `cargo run --release` both time optimised code.
         let profile = if cfg!(debug_assertions) {
-            "debug build: unoptimised, use --release for representative timing"
+            "debug assertions on: timing not representative"
         } else {
-            "release build"
+            "optimised build"
         };
         writeln!(f, "resources ({} model)", self.model_source)?;
         writeln!(

@@ -43,7 +43,7 @@ def firmware_sim_checksums(*args: str) -> str:
     if exe:
         cmd = [exe, "--checksums", *args]
     elif shutil.which("cargo") and (REPO / "firmware-sim").is_dir():
-        cmd = ["cargo", "run", "-q", "--release", "-p", "firmware-sim", "--", "--checksums", *args]
+        cmd = ["cargo", "run", "-q", "-p", "firmware-sim", "--", "--checksums", *args]
     else:
         pytest.skip("firmware-sim unavailable: set FIRMWARE_SIM or run from the repository")
     return subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True).stdout
