@@ -1,6 +1,6 @@
 //! x86-64 AVX2 pieces shared by the host's fast kernels: the run-time check, the
 //! requantisation of eight `i32` lanes at once, and the linear layer's kernel. The
-//! convolution kernels are in `conv::avx2`.
+//! convolution kernels are in `avx2_conv`.
 //!
 //! Every function here but [`available`] is compiled with AVX2 enabled
 //! (`#[target_feature]`); callers check [`available`] first.
@@ -15,7 +15,7 @@ use core::arch::x86_64::{
     _mm256_sllv_epi32, _mm256_srav_epi32, _mm256_srli_epi64, _mm256_sub_epi32,
 };
 
-use super::requant::{Requant, Rescale};
+use crate::ops::requant::{Requant, Rescale};
 use crate::{Layer, LayerShape};
 
 /// `i32` lanes per vector: output channels (or pixels) per pass.
@@ -287,7 +287,7 @@ pub(crate) fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
             b.get(4 * o..4 * o + 4)
                 .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let acc = word(p.bias, o + g) + super::dot(w, input);
+        let acc = word(p.bias, o + g) + crate::ops::dot(w, input);
         *out = scalar_requant(layer, o + g, acc);
     }
     true
