@@ -131,21 +131,21 @@ pub fn conv3x3_generic(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Re
     run(Kernel::Reference, layer, None, None, input, 0, output, 0..out_h as usize).map(drop)
 }
 
-/// Calls `$entry::<$kn, C>` with the tuple `$args` for `C` = the channel count `$c`
-/// when it is 8 or 16 and `$mono`, else `C = 0`.
+/// Calls `$entry::<$kn, C>($call)` for `C` = the channel count `$c` when it is 8 or
+/// 16 and `$mono`, else `C = 0`.
 macro_rules! by_channels {
-    ($entry:ident::<$kn:ty>, $c:expr, $mono:expr, $args:expr) => {{
-        let (layer, input, output, c, band, scratch) = $args;
+    ($entry:ident::<$kn:ty>, $c:expr, $mono:expr, $call:expr) => {
         match $c {
-            8 if $mono => $entry::<$kn, 8>(layer, input, output, c, band, scratch),
-            16 if $mono => $entry::<$kn, 16>(layer, input, output, c, band, scratch),
-            _ => $entry::<$kn, 0>(layer, input, output, c, band, scratch),
+            8 if $mono => $entry::<$kn, 8>($call),
+            16 if $mono => $entry::<$kn, 16>($call),
+            _ => $entry::<$kn, 0>($call),
         }
-    }};
+    };
 }
 
-/// Checks a call (as [`conv3x3_rows`] documents) and runs `kernel` on it, or the
-/// reference if `kernel` does not run here or does not take the layer; returns the
+/// Checks a call (as [`conv3x3_rows`] documents) and runs `kernel` on it, which must
+/// run here and take the layer (`Kernel::runs`: [`select`]'s choice, or checked by the
+/// caller; the AVX2 kernels check the CPU again), else the reference; returns the
 /// kernel that ran (as the kernel's own entry point reports it). `prepared` must be in `kernel`'s layout ([`prepare_for`]);
 /// `scratch` (at least [`phase::SCRATCH_WORDS`]) spares the kernel a stack buffer.
 #[allow(clippy::too_many_arguments)]
@@ -189,11 +189,6 @@ pub(crate) fn run(
     if !ok {
         return Err(Error::ShapeMismatch);
     }
-    let kernel = if kernel.runs(layer) {
-        kernel
-    } else {
-        Kernel::Reference
-    };
     let band = Band {
         in_first,
         rows,
@@ -205,8 +200,17 @@ pub(crate) fn run(
     // count at run time". Cortex-M without the DSP extension (M0, M3) keeps one copy,
     // for flash: each is about 10 KB there, and those boards have 64-256 KiB.
     let mono = !cfg!(all(target_arch = "arm", not(arm_dsp)));
-    let args = (layer, input, output, c, &band, scratch);
+    let args = Call {
+        layer,
+        input,
+        output,
+        c,
+        band: &band,
+        scratch,
+    };
     let ran = match kernel {
+        // Not on Cortex-M4, whose flash would hold both (its tests run on the host).
+        #[cfg(not(arm_dsp))]
         Kernel::Portable => by_channels!(entry::<Portable>, c, mono, args),
         #[cfg(arm_dsp)]
         Kernel::ArmDsp => by_channels!(entry::<super::isa::arm_dsp::ArmDsp>, c, mono, args),
@@ -219,18 +223,18 @@ pub(crate) fn run(
         },
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
-        // SAFETY: `Kernel::runs` confirmed AVX2 (`avx2::available`).
-        Kernel::Avx2 => unsafe {
+        // SAFETY: `avx2::available` confirmed AVX2.
+        Kernel::Avx2 if avx2_here() => unsafe {
             by_channels!(entry_avx2::<super::isa::x86::avx2_conv::Avx2Lanes>, c, mono, args)
         },
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
         // SAFETY: as for `Kernel::Avx2`.
-        Kernel::Avx2Pixels => unsafe {
+        Kernel::Avx2Pixels if avx2_here() => unsafe {
             by_channels!(entry_avx2::<super::isa::x86::avx2_conv::Avx2Pixels>, c, mono, args)
         },
         _ => {
-            reference::conv_generic::<0>(layer, args.1, args.2, c, &band);
+            reference::conv_generic::<0>(layer, args.input, args.output, c, &band);
             Kernel::Reference
         }
     };
@@ -238,51 +242,60 @@ pub(crate) fn run(
 }
 
 
+/// Whether this CPU runs AVX2 ([`crate::ops::isa::x86::avx2::available`]).
+#[cfg(target_arch = "x86_64")]
+fn avx2_here() -> bool {
+    super::isa::x86::avx2::available()
+}
+
+/// One call of a kernel's entry point: [`phase::drive`]'s arguments.
+struct Call<'a, 'l> {
+    layer: &'a Layer<'l>,
+    input: &'a [u8],
+    output: &'a mut [u8],
+    c: usize,
+    band: &'a Band<'a>,
+    scratch: Option<&'a mut [u32]>,
+}
+
+impl Call<'_, '_> {
+    /// Runs kernel `Kn` (inlined into the entry point that calls this) and reports it.
+    #[inline(always)]
+    fn drive<Kn: PhaseKernel, const C: usize>(self) -> Kernel {
+        let Call {
+            layer,
+            input,
+            output,
+            c,
+            band,
+            scratch,
+        } = self;
+        phase::drive::<Kn, C>(layer, input, output, c, band, scratch);
+        Kn::ID
+    }
+}
+
 /// Kernel `Kn` on a band, compiled for the build's own target features (the portable
 /// and Arm DSP kernels).
 #[inline(never)]
-fn entry<Kn: PhaseKernel, const C: usize>(
-    layer: &Layer<'_>,
-    input: &[u8],
-    output: &mut [u8],
-    c: usize,
-    band: &Band<'_>,
-    scratch: Option<&mut [u32]>,
-) -> Kernel {
-    phase::drive::<Kn, C>(layer, input, output, c, band, scratch);
-    Kn::ID
+fn entry<Kn: PhaseKernel, const C: usize>(call: Call<'_, '_>) -> Kernel {
+    call.drive::<Kn, C>()
 }
 
 /// [`entry`] compiled with SSE2 enabled, so that the `pmaddwd` helpers inline.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(never)]
 #[target_feature(enable = "sse2")]
-fn entry_sse2<Kn: PhaseKernel, const C: usize>(
-    layer: &Layer<'_>,
-    input: &[u8],
-    output: &mut [u8],
-    c: usize,
-    band: &Band<'_>,
-    scratch: Option<&mut [u32]>,
-) -> Kernel {
-    phase::drive::<Kn, C>(layer, input, output, c, band, scratch);
-    Kn::ID
+fn entry_sse2<Kn: PhaseKernel, const C: usize>(call: Call<'_, '_>) -> Kernel {
+    call.drive::<Kn, C>()
 }
 
 /// [`entry`] compiled with AVX2 enabled; callers check `avx2::available` first.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 #[target_feature(enable = "avx2")]
-fn entry_avx2<Kn: PhaseKernel, const C: usize>(
-    layer: &Layer<'_>,
-    input: &[u8],
-    output: &mut [u8],
-    c: usize,
-    band: &Band<'_>,
-    scratch: Option<&mut [u32]>,
-) -> Kernel {
-    phase::drive::<Kn, C>(layer, input, output, c, band, scratch);
-    Kn::ID
+fn entry_avx2<Kn: PhaseKernel, const C: usize>(call: Call<'_, '_>) -> Kernel {
+    call.drive::<Kn, C>()
 }
 
 /// `u32` words of [`ModelWeights`]: the default model takes 3,108 (3,072 for the two

@@ -2,17 +2,9 @@
 //! [`crate::ops::select::select`] picks. The kernels' dot products come from
 //! `ops::isa` (the reference from `ops::reference`).
 
-use super::isa::portable::{dot_i8, widen_sxtb16};
-use super::requant::{Requant, Rescale};
-use super::select::{Kernel, LINEAR_MAX_INPUTS, select};
-use super::{channels, reference};
+use super::reference;
+use super::select::{Kernel, select};
 use crate::{Error, Layer, LayerShape, Result};
-
-#[cfg(arm_dsp)]
-use super::isa::arm_dsp::dot2_i8_sxtb16;
-#[cfg(not(arm_dsp))]
-use super::isa::portable::dot2_i8_sxtb16;
-use super::isa::portable::dot_i8_sxtb16;
 
 /// `output[o] = requant(bias[o] + sum_i w[o][i] * input[i])`.
 ///
@@ -22,10 +14,9 @@ pub fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Result<()> 
     run(select(layer), layer, input, output).map(drop)
 }
 
-/// Checks the buffers and runs `kernel`, or the reference if `kernel` has no linear
-/// path here or does not take the layer; returns the kernel that ran. `ArmDsp` runs
-/// everywhere (off Cortex-M4 on the instructions' models), so that host tests check
-/// its loops.
+/// Checks the buffers and runs `kernel`, which must run here and take the layer
+/// (`Kernel::runs`), else the reference; returns the kernel that ran. `ArmDsp` also
+/// runs on hosts (on the instructions' models), so that their tests check its loops.
 pub(crate) fn run(
     kernel: Kernel,
     layer: &Layer<'_>,
@@ -40,13 +31,15 @@ pub(crate) fn run(
     }
     let ran = match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if kernel.runs(layer) => {
+        Kernel::Avx2 if super::isa::x86::avx2::available() => {
             #[allow(unsafe_code)]
-            // SAFETY: `Kernel::runs` confirmed AVX2 (`avx2::available`).
+            // SAFETY: `avx2::available` confirmed AVX2.
             unsafe { super::isa::x86::avx2::linear(layer, input, output) }
         }
-        Kernel::ArmDsp => sxtb16(layer, input, output),
-        Kernel::Portable => pairs(layer, input, output),
+        #[cfg(any(arm_dsp, not(target_arch = "arm")))]
+        Kernel::ArmDsp => sxtb16::run(layer, input, output),
+        #[cfg(not(arm_dsp))]
+        Kernel::Portable => pairs::run(layer, input, output),
         _ => false,
     };
     if ran {
@@ -56,71 +49,94 @@ pub(crate) fn run(
     Ok(Kernel::Reference)
 }
 
-/// The Cortex-M4 path (`SXTB16` + `SMLAD` on `cfg(arm_dsp)`, their models elsewhere):
-/// the input is widened once into the order [`widen_sxtb16`] gives, then each output
-/// takes four int8 weights per word load, two outputs per pass sharing the input
-/// loads. Returns `false`, writing nothing, if the input is longer than
-/// [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`run`].
-fn sxtb16(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
-    let n = input.len();
-    if n > LINEAR_MAX_INPUTS {
-        return false;
-    }
-    let mut wide = [0u32; LINEAR_MAX_INPUTS / 2];
-    let words = widen_sxtb16(input, &mut wide);
-    let (xw, tail) = (&wide[..words], &input[2 * words..]);
-    // Each output's parameters are read in place (the lengths were checked by
-    // Layer::new).
-    let p = layer.params();
-    let word = |b: &[u8], o: usize| {
-        b.get(4 * o..4 * o + 4)
-            .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let rescale = |o: usize| {
-        let requant = Requant {
-            multiplier: word(p.multiplier, o),
-            shift: p.shift.get(o).copied().unwrap_or(1),
-            zero_point: p.out_zero_point,
-            min: if p.relu { p.out_zero_point } else { i8::MIN },
+/// The Cortex-M4 kernel of the linear layer (built there, and on hosts for tests).
+#[cfg(any(arm_dsp, not(target_arch = "arm")))]
+mod sxtb16 {
+    #[cfg(arm_dsp)]
+    use crate::ops::isa::arm_dsp::dot2_i8_sxtb16;
+    #[cfg(not(arm_dsp))]
+    use crate::ops::isa::portable::dot2_i8_sxtb16;
+    use crate::ops::isa::portable::{dot_i8_sxtb16, widen_sxtb16};
+    use crate::ops::requant::{Requant, Rescale};
+    use crate::ops::select::LINEAR_MAX_INPUTS;
+    use crate::Layer;
+
+    /// The Cortex-M4 path (`SXTB16` + `SMLAD` on `cfg(arm_dsp)`, their models elsewhere):
+    /// the input is widened once into the order [`widen_sxtb16`] gives, then each output
+    /// takes four int8 weights per word load, two outputs per pass sharing the input
+    /// loads. Returns `false`, writing nothing, if the input is longer than
+    /// [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
+    pub(super) fn run(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+        let n = input.len();
+        if n > LINEAR_MAX_INPUTS {
+            return false;
+        }
+        let mut wide = [0u32; LINEAR_MAX_INPUTS / 2];
+        let words = widen_sxtb16(input, &mut wide);
+        let (xw, tail) = (&wide[..words], &input[2 * words..]);
+        // Each output's parameters are read in place (the lengths were checked by
+        // Layer::new).
+        let p = layer.params();
+        let word = |b: &[u8], o: usize| {
+            b.get(4 * o..4 * o + 4)
+                .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
-        Rescale::new(word(p.bias, o), requant)
-    };
-    let rows = p.weights.chunks_exact(n.max(1));
-    let mut pairs = output.chunks_exact_mut(2);
-    let mut o = 0;
-    for o2 in &mut pairs {
-        let (Some(wa), Some(wb)) = (rows.clone().nth(o), rows.clone().nth(o + 1)) else {
-            break;
+        let rescale = |o: usize| {
+            let requant = Requant {
+                multiplier: word(p.multiplier, o),
+                shift: p.shift.get(o).copied().unwrap_or(1),
+                zero_point: p.out_zero_point,
+                min: if p.relu { p.out_zero_point } else { i8::MIN },
+            };
+            Rescale::new(word(p.bias, o), requant)
         };
-        let (ra, rb) = (rescale(o), rescale(o + 1));
-        let [a, b] = dot2_i8_sxtb16(wa, wb, xw, tail, [ra.bias, rb.bias]);
-        o2[0] = ra.apply(a);
-        o2[1] = rb.apply(b);
-        o += 2;
+        let rows = p.weights.chunks_exact(n.max(1));
+        let mut pairs = output.chunks_exact_mut(2);
+        let mut o = 0;
+        for o2 in &mut pairs {
+            let (Some(wa), Some(wb)) = (rows.clone().nth(o), rows.clone().nth(o + 1)) else {
+                break;
+            };
+            let (ra, rb) = (rescale(o), rescale(o + 1));
+            let [a, b] = dot2_i8_sxtb16(wa, wb, xw, tail, [ra.bias, rb.bias]);
+            o2[0] = ra.apply(a);
+            o2[1] = rb.apply(b);
+            o += 2;
+        }
+        if let ([out], Some(row)) = (pairs.into_remainder(), rows.clone().nth(o)) {
+            let r = rescale(o);
+            *out = r.apply(dot_i8_sxtb16(row, xw, tail, r.bias));
+        }
+        true
     }
-    if let ([out], Some(row)) = (pairs.into_remainder(), rows.clone().nth(o)) {
-        let r = rescale(o);
-        *out = r.apply(dot_i8_sxtb16(row, xw, tail, r.bias));
-    }
-    true
 }
 
-/// The pairwise path (Cortex-M0/M3): the input is widened to `i16` once, then each
-/// output is a pairwise dot product ([`dot_i8`]). Returns `false`, writing nothing,
-/// if the input is longer than [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`run`].
-fn pairs(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
-    let n = input.len();
-    let mut wide = [0i16; LINEAR_MAX_INPUTS];
-    let Some(x) = wide.get_mut(..n) else {
-        return false;
-    };
-    for (d, &s) in x.iter_mut().zip(input) {
-        *d = i16::from(s as i8);
+/// The portable kernel of the linear layer (not built for Cortex-M4, which has its
+/// own).
+#[cfg(not(arm_dsp))]
+mod pairs {
+    use crate::Layer;
+    use crate::ops::channels;
+    use crate::ops::isa::portable::dot_i8;
+    use crate::ops::select::LINEAR_MAX_INPUTS;
+
+    /// The pairwise path (Cortex-M0/M3): the input is widened to `i16` once, then each
+    /// output is a pairwise dot product ([`dot_i8`]). Returns `false`, writing nothing,
+    /// if the input is longer than [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
+    pub(super) fn run(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
+        let n = input.len();
+        let mut wide = [0i16; LINEAR_MAX_INPUTS];
+        let Some(x) = wide.get_mut(..n) else {
+            return false;
+        };
+        for (d, &s) in x.iter_mut().zip(input) {
+            *d = i16::from(s as i8);
+        }
+        let x: &[i16] = x;
+        let rows = layer.params().weights.chunks_exact(n.max(1));
+        for ((out, row), ch) in output.iter_mut().zip(rows).zip(channels(layer)) {
+            *out = ch.requant.apply(ch.bias + dot_i8(row, x)) as u8;
+        }
+        true
     }
-    let x: &[i16] = x;
-    let rows = layer.params().weights.chunks_exact(n.max(1));
-    for ((out, row), ch) in output.iter_mut().zip(rows).zip(channels(layer)) {
-        *out = ch.requant.apply(ch.bias + dot_i8(row, x)) as u8;
-    }
-    true
 }

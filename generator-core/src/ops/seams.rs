@@ -14,6 +14,7 @@ pub fn run_with(
     input: &[u8],
     output: &mut [u8],
 ) -> Result<Kernel> {
+    let kernel = here(kernel, layer);
     match layer.shape() {
         LayerShape::Linear { .. } => super::linear::run(kernel, layer, input, output),
         LayerShape::Conv3x3 { .. } => {
@@ -36,6 +37,7 @@ pub fn rows_with(
     rows: core::ops::Range<usize>,
 ) -> Result<Kernel> {
     let prepared = (!prepared.is_empty()).then_some(prepared);
+    let kernel = here(kernel, layer);
     super::conv::run(kernel, layer, prepared, None, input, in_first, output, rows)
 }
 
@@ -50,4 +52,13 @@ pub fn prepare_with(kernel: Kernel, layer: &Layer<'_>, dst: &mut [u32]) -> Resul
         return Err(Error::ShapeMismatch);
     }
     super::conv::prepare_for(kernel, layer, dst)
+}
+
+/// `kernel` if it runs here and takes `layer`, else the reference.
+fn here(kernel: Kernel, layer: &Layer<'_>) -> Kernel {
+    if kernel.runs(layer) {
+        kernel
+    } else {
+        Kernel::Reference
+    }
 }

@@ -18,7 +18,7 @@ pub enum Kernel {
     /// Portable Rust on packed pairs (`ops::isa::portable`): the Cortex-M0/M3 path.
     Portable,
     /// The Arm DSP extension, `SMLAD` / `SXTB16` assembly (`ops::isa::arm_dsp`):
-    /// Cortex-M4/M7 only (its linear layer also runs elsewhere, on the instructions'
+    /// Cortex-M4/M7 only (its linear layer also runs on hosts, on the instructions'
     /// models, for tests).
     ArmDsp,
     /// x86-64 SSE2 (`ops::isa::x86::sse2`), convolutions only.
@@ -42,7 +42,9 @@ const PREFERENCE: &[Kernel] = &[Kernel::Portable];
 /// lives on the stack).
 pub(crate) const LINEAR_MAX_INPUTS: usize = 64;
 
-/// The kernel that runs `layer` here.
+/// The kernel that runs `layer` here. Out of line: it is called once per layer call,
+/// from several places, and inlined copies would cost Cortex-M0 flash.
+#[inline(never)]
 pub fn select(layer: &Layer<'_>) -> Kernel {
     PREFERENCE
         .iter()
@@ -59,14 +61,17 @@ impl Kernel {
                 let fits = (1..=LINEAR_MAX_INPUTS).contains(&(inputs as usize));
                 match self {
                     Kernel::Reference => true,
-                    Kernel::Portable | Kernel::ArmDsp => fits,
+                    // Each built only where it may run (flash), and on hosts for tests.
+                    Kernel::Portable => fits && cfg!(not(arm_dsp)),
+                    Kernel::ArmDsp => fits && cfg!(any(arm_dsp, not(target_arch = "arm"))),
                     Kernel::Avx2 => fits && avx2(),
                     Kernel::Sse2 | Kernel::Avx2Pixels => false,
                 }
             }
             LayerShape::Conv3x3 { upsample, .. } => match self {
                 Kernel::Reference => true,
-                Kernel::Portable => fits::<Portable>(layer),
+                // Built everywhere but Cortex-M4, which runs `ArmDsp` (flash).
+                Kernel::Portable => cfg!(not(arm_dsp)) && fits::<Portable>(layer),
                 #[cfg(arm_dsp)]
                 Kernel::ArmDsp => fits::<super::isa::arm_dsp::ArmDsp>(layer),
                 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

@@ -182,130 +182,120 @@ pub(crate) fn dot2_i8_sxtb16(
     [rest(wa, a0), rest(wb, a1)]
 }
 
+/// `asm!` of a loop that accumulates `SMLAD`s into four registers: the template
+/// lines, with the operands `xp` and `wp` (pointers, advanced by the loop), `n` (the
+/// iteration count), `a0..a3` (the accumulators, `&mut i32`) and the scratch
+/// registers `x0`, `x1`, `w0`, `w1`. Only registers and flags are written; no stack.
+macro_rules! smlad4_loop {
+    (($xp:expr, $wp:expr, $n:expr, [$a0:expr, $a1:expr, $a2:expr, $a3:expr]), $($line:literal),+ $(,)?) => {
+        core::arch::asm!(
+            $($line),+,
+            xp = inout(reg) $xp => _,
+            wp = inout(reg) $wp => _,
+            n = inout(reg) $n => _,
+            a0 = inout(reg) *$a0,
+            a1 = inout(reg) *$a1,
+            a2 = inout(reg) *$a2,
+            a3 = inout(reg) *$a3,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            options(nostack, readonly),
+        )
+    };
+}
+
 /// [`portable::dot4ch`] with the loop over input-word pairs in assembly: 15
 /// instructions per eight `SMLAD`.
 #[inline(always)]
-#[allow(unsafe_code)]
 pub(crate) fn dot4ch<const K: usize>(
     w4: &[u32],
     seg: usize,
     x: &[&[u32]; K],
     col: usize,
-    mut acc: [i32; 4],
+    acc: [i32; 4],
 ) -> [i32; 4] {
-    for (ky, x) in x.iter().enumerate() {
-        let x = &x[col..][..seg];
-        let w = &w4[4 * ky * seg..][..4 * seg];
-        let pairs = seg / 2;
-        if pairs > 0 {
-            let [a0, a1, a2, a3] = &mut acc;
-            // SAFETY: the loop runs `pairs >= 1` times and reads `2 * pairs <= seg`
-            // words from `x` and `8 * pairs <= 4 * seg` words from `w`, both slices
-            // of exactly `seg` and `4 * seg` words (checked above), 4-byte aligned
-            // (`u32`) as `LDRD` needs. It writes only registers (the declared
-            // outputs and the flags, not preserved), touches no stack.
-            unsafe {
-                core::arch::asm!(
-                    "2:",
-                    "ldrd {x0}, {x1}, [{xp}], #8",
-                    "ldrd {w0}, {w1}, [{wp}], #8",
-                    "smlad {a0}, {w0}, {x0}, {a0}",
-                    "smlad {a1}, {w1}, {x0}, {a1}",
-                    "ldrd {w0}, {w1}, [{wp}], #8",
-                    "smlad {a2}, {w0}, {x0}, {a2}",
-                    "smlad {a3}, {w1}, {x0}, {a3}",
-                    "ldrd {w0}, {w1}, [{wp}], #8",
-                    "smlad {a0}, {w0}, {x1}, {a0}",
-                    "smlad {a1}, {w1}, {x1}, {a1}",
-                    "ldrd {w0}, {w1}, [{wp}], #8",
-                    "smlad {a2}, {w0}, {x1}, {a2}",
-                    "smlad {a3}, {w1}, {x1}, {a3}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    xp = inout(reg) x.as_ptr() => _,
-                    wp = inout(reg) w.as_ptr() => _,
-                    n = inout(reg) pairs => _,
-                    a0 = inout(reg) *a0,
-                    a1 = inout(reg) *a1,
-                    a2 = inout(reg) *a2,
-                    a3 = inout(reg) *a3,
-                    x0 = out(reg) _,
-                    x1 = out(reg) _,
-                    w0 = out(reg) _,
-                    w1 = out(reg) _,
-                    options(nostack, readonly),
-                );
-            }
-        }
-        if seg % 2 == 1 {
-            let k = seg - 1;
-            mac4(&mut acc, [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]], [x[k]; 4]);
-        }
-    }
-    acc
+    smlad4_rows::<K, false>(w4, 4 * seg, x, col, seg, acc)
 }
 
 /// [`portable::dot4px`]; for 8-channel inputs (`step == 4` words, the shipped model's
 /// last layer) the loop over weight-word pairs is assembly, 16 instructions per eight
 /// `SMLAD` (the pixels' input runs at fixed offsets).
 #[inline(always)]
-#[allow(unsafe_code)]
 pub(crate) fn dot4px<const K: usize>(
     w: &[u32],
     seg: usize,
     x: &[&[u32]; K],
     col: usize,
     step: usize,
-    mut acc: [i32; 4],
+    acc: [i32; 4],
 ) -> [i32; 4] {
     if step != 4 || !seg.is_multiple_of(2) {
         return portable::dot4px::<K>(w, seg, x, col, step, acc);
     }
+    smlad4_rows::<K, true>(w, seg, x, col, seg, acc)
+}
+
+/// The assembly of [`dot4ch`] (`PX = false`: four channels' interleaved weights,
+/// `w_row = 4 * seg` words per kernel row, against one input run) and of [`dot4px`]
+/// (`PX = true`: one channel's weights, `w_row = seg`, against four input runs 4 words
+/// apart), over the `K` kernel rows, added to `acc`.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn smlad4_rows<const K: usize, const PX: bool>(
+    w: &[u32],
+    w_row: usize,
+    x: &[&[u32]; K],
+    col: usize,
+    seg: usize,
+    mut acc: [i32; 4],
+) -> [i32; 4] {
     for (ky, x) in x.iter().enumerate() {
-        let w = &w[ky * seg..][..seg];
-        // The four pixels' runs: words `col .. col + 3 * 4 + seg`.
-        let x = &x[col..][..12 + seg];
+        let w = &w[ky * w_row..][..w_row];
+        // `dot4px`'s four pixels' runs: words `col .. col + 3 * 4 + seg`.
+        let x = &x[col..][..if PX { 12 + seg } else { seg }];
         let pairs = seg / 2;
         if pairs > 0 {
             let [a0, a1, a2, a3] = &mut acc;
-            // SAFETY: `pairs >= 1` iterations read `2 * pairs == seg` words of `w`
-            // (a slice of exactly `seg` words) and, at step `k`, words `k + 4 * d`,
-            // `k + 4 * d + 1` (`d < 4`) of `x`, below `12 + seg` (the slice's length,
-            // checked above); `u32` slices are 4-byte aligned as `LDRD` needs.
-            // Only registers and flags (not preserved) are written; no stack.
+            // SAFETY: the loop runs `pairs >= 1` times. `dot4ch` reads `2 * pairs <=
+            // seg` words from `x` and `8 * pairs <= 4 * seg` words from `w`, slices of
+            // exactly `seg` and `4 * seg` words (checked above); `dot4px` reads
+            // `2 * pairs == seg` words of `w` (exactly `seg` words) and, at step `k`,
+            // words `k + 4 * d`, `k + 4 * d + 1` (`d < 4`) of `x`, below `12 + seg`
+            // (its length, checked above). `u32` slices are 4-byte aligned as `LDRD`
+            // needs. Only registers and flags (not preserved) are written; no stack.
             unsafe {
-                core::arch::asm!(
-                    "2:",
-                    "ldrd {w0}, {w1}, [{wp}], #8",
-                    "ldrd {x0}, {x1}, [{xp}]",
-                    "smlad {a0}, {w0}, {x0}, {a0}",
-                    "smlad {a0}, {w1}, {x1}, {a0}",
-                    "ldrd {x0}, {x1}, [{xp}, #16]",
-                    "smlad {a1}, {w0}, {x0}, {a1}",
-                    "smlad {a1}, {w1}, {x1}, {a1}",
-                    "ldrd {x0}, {x1}, [{xp}, #32]",
-                    "smlad {a2}, {w0}, {x0}, {a2}",
-                    "smlad {a2}, {w1}, {x1}, {a2}",
-                    "ldrd {x0}, {x1}, [{xp}, #48]",
-                    "smlad {a3}, {w0}, {x0}, {a3}",
-                    "smlad {a3}, {w1}, {x1}, {a3}",
-                    "adds {xp}, {xp}, #8",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    xp = inout(reg) x.as_ptr() => _,
-                    wp = inout(reg) w.as_ptr() => _,
-                    n = inout(reg) pairs => _,
-                    a0 = inout(reg) *a0,
-                    a1 = inout(reg) *a1,
-                    a2 = inout(reg) *a2,
-                    a3 = inout(reg) *a3,
-                    x0 = out(reg) _,
-                    x1 = out(reg) _,
-                    w0 = out(reg) _,
-                    w1 = out(reg) _,
-                    options(nostack, readonly),
-                );
+                if PX {
+                    // Two weight words, then per line one pixel's two input words
+                    // (16 bytes after the previous pixel's) against them.
+                    smlad4_loop!(
+                        (x.as_ptr(), w.as_ptr(), pairs, [a0, a1, a2, a3]),
+                        "2: ldrd {w0}, {w1}, [{wp}], #8",
+                        "ldrd {x0}, {x1}, [{xp}]\n smlad {a0}, {w0}, {x0}, {a0}\n smlad {a0}, {w1}, {x1}, {a0}",
+                        "ldrd {x0}, {x1}, [{xp}, #16]\n smlad {a1}, {w0}, {x0}, {a1}\n smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {x0}, {x1}, [{xp}, #32]\n smlad {a2}, {w0}, {x0}, {a2}\n smlad {a2}, {w1}, {x1}, {a2}",
+                        "ldrd {x0}, {x1}, [{xp}, #48]\n smlad {a3}, {w0}, {x0}, {a3}\n smlad {a3}, {w1}, {x1}, {a3}",
+                        "adds {xp}, {xp}, #8\n subs {n}, {n}, #1\n bne 2b",
+                    );
+                } else {
+                    // Two input words, then per line two channels' weight words
+                    // against one of them.
+                    smlad4_loop!(
+                        (x.as_ptr(), w.as_ptr(), pairs, [a0, a1, a2, a3]),
+                        "2: ldrd {x0}, {x1}, [{xp}], #8",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a0}, {w0}, {x0}, {a0}\n smlad {a1}, {w1}, {x0}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a2}, {w0}, {x0}, {a2}\n smlad {a3}, {w1}, {x0}, {a3}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a0}, {w0}, {x1}, {a0}\n smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a2}, {w0}, {x1}, {a2}\n smlad {a3}, {w1}, {x1}, {a3}",
+                        "subs {n}, {n}, #1\n bne 2b",
+                    );
+                }
             }
+        }
+        if !PX && seg % 2 == 1 {
+            let k = seg - 1;
+            mac4(&mut acc, [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]], [x[k]; 4]);
         }
     }
     acc

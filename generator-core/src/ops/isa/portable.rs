@@ -66,6 +66,7 @@ pub(crate) fn widen_pixel(src: &[u8], dst: &mut [u32]) {
 /// `sum(w[k] as i8 * x[k])` by pairs: int8 weights (sign-extended two at a time)
 /// against inputs already widened to `i16`. The linear layer's dot product on CPUs
 /// without the DSP extension.
+#[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
 #[inline]
 pub(crate) fn dot_i8(w: &[u8], x: &[i16]) -> i32 {
     let (wp, xp) = (w.chunks_exact(2), x.chunks_exact(2));
@@ -171,16 +172,14 @@ pub(crate) fn dot4ch<const K: usize>(
     for (ky, x) in x.iter().enumerate() {
         let x = &x[col..][..seg];
         let w = &w4[4 * ky * seg..][..4 * seg];
-        let mut k = 0;
-        while k + 2 <= seg {
-            let xq = duo(x, k);
-            let (a, b) = (quad(w, 4 * k), quad(w, 4 * k + 4));
-            mac4(&mut acc, a, [xq[0]; 4]);
-            mac4(&mut acc, b, [xq[1]; 4]);
-            k += 2;
+        // Exact chunks: no bounds checks in the loop.
+        let (mut w8, mut x2) = (w.chunks_exact(8), x.chunks_exact(2));
+        for (w, x) in (&mut w8).zip(&mut x2) {
+            mac4(&mut acc, quad(w, 0), [x[0]; 4]);
+            mac4(&mut acc, quad(w, 4), [x[1]; 4]);
         }
-        if k < seg {
-            mac4(&mut acc, quad(w, 4 * k), [x[k]; 4]);
+        if let ([x], [a, b, c, d]) = (x2.remainder(), w8.remainder()) {
+            mac4(&mut acc, [*a, *b, *c, *d], [*x; 4]);
         }
     }
     acc
