@@ -66,6 +66,7 @@ mod sxtb16 {
     /// takes four int8 weights per word load, two outputs per pass sharing the input
     /// loads. Returns `false`, writing nothing, if the input is longer than
     /// [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
+    #[inline(never)] // its stack buffer stays off the convolutions' call paths
     pub(super) fn run(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
         let n = input.len();
         if n > LINEAR_MAX_INPUTS {
@@ -123,6 +124,7 @@ mod pairs {
     /// The pairwise path (Cortex-M0/M3): the input is widened to `i16` once, then each
     /// output is a pairwise dot product ([`dot_i8`]). Returns `false`, writing nothing,
     /// if the input is longer than [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
+    #[inline(never)] // its stack buffer stays off the convolutions' call paths
     pub(super) fn run(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
         let n = input.len();
         let mut wide = [0i16; LINEAR_MAX_INPUTS];
