@@ -82,6 +82,13 @@ pub(crate) trait PhaseKernel {
     const GROUP: usize = 4;
     /// Whether a block must be whole groups (the kernel has no loop for the rest).
     const WHOLE_GROUPS: bool = false;
+    /// What the kernel derives once per block of output channels from their
+    /// requantisation (the AVX2 kernels' vector form), passed to every
+    /// [`PhaseKernel::row`] of the block.
+    type Block;
+
+    /// The block's [`PhaseKernel::Block`] from its channels' requantisation.
+    fn block(params: &[Rescale]) -> Self::Block;
 
     /// Words of one ring row of `w` padded pixels of `c` channels.
     #[inline(always)]
@@ -156,6 +163,7 @@ pub(crate) trait PhaseKernel {
         x: &[&[u32]; K],
         wm: &[u32],
         params: &[Rescale],
+        _block: &Self::Block,
         at: &Row,
         out: &mut [u8],
     ) {
@@ -381,6 +389,7 @@ pub(crate) fn drive<Kn: PhaseKernel, const C: usize>(
             *dst = Rescale::new(ch.bias, ch.requant);
         }
         let params = &params[..n];
+        let block = Kn::block(params);
         let words = n * g.fan;
         for py in 0..g.stride {
             let at = Place {
@@ -418,10 +427,11 @@ pub(crate) fn drive<Kn: PhaseKernel, const C: usize>(
                     [a, b]
                 }
             };
+            let blk = (params, &block);
             if upsample {
-                run::<Kn, C, 2>(&s, at, ws, ring, params, output);
+                run::<Kn, C, 2>(&s, at, ws, ring, blk, output);
             } else {
-                run::<Kn, C, 3>(&s, at, ws, ring, params, output);
+                run::<Kn, C, 3>(&s, at, ws, ring, blk, output);
             }
         }
         first += n;
@@ -499,7 +509,7 @@ fn run<Kn: PhaseKernel, const C: usize, const K: usize>(
     at: Place,
     ws: [&[u32]; 2],
     ring: &mut [u32],
-    params: &[Rescale],
+    (params, block): (&[Rescale], &Kn::Block),
     output: &mut [u8],
 ) {
     let row_words = s.row_words;
@@ -543,7 +553,7 @@ fn run<Kn: PhaseKernel, const C: usize, const K: usize>(
                 out_ch: at.out_ch,
                 first: at.first,
             };
-            Kn::row::<C, K>(&x, wm, params, &row, out);
+            Kn::row::<C, K>(&x, wm, params, block, &row, out);
         }
     }
 }

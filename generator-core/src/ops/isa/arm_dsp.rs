@@ -11,6 +11,7 @@
 
 use super::portable::{self, mac4};
 use crate::ops::conv::phase::PhaseKernel;
+use crate::ops::requant::Rescale;
 use crate::ops::select::Kernel;
 
 /// The Cortex-M4 kernel of the phase-split convolution.
@@ -19,6 +20,10 @@ pub(crate) struct ArmDsp;
 
 impl PhaseKernel for ArmDsp {
     const ID: Kernel = Kernel::ArmDsp;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
 
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {

@@ -8,6 +8,7 @@
 
 use super::{pack, smlad, sxtb16, sxtb16_ror8};
 use crate::ops::conv::phase::PhaseKernel;
+use crate::ops::requant::Rescale;
 use crate::ops::select::Kernel;
 
 /// The portable kernel of the phase-split convolution (the trait's default loops).
@@ -16,6 +17,10 @@ pub(crate) struct Portable;
 
 impl PhaseKernel for Portable {
     const ID: Kernel = Kernel::Portable;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
 }
 
 /// `acc + lo(a) * lo(b) + hi(a) * hi(b)` with the halves as signed 16-bit values,

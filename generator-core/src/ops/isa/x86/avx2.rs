@@ -203,8 +203,7 @@ impl Requant8 {
     #[target_feature(enable = "avx2")]
     pub(crate) fn apply(&self, acc: __m256i) -> u64 {
         if let Some(ps) = &self.scalar {
-            let a = lanes(acc);
-            return u64::from_le_bytes(core::array::from_fn(|g| ps[g].apply(a[g])));
+            return apply_scalar(ps, acc);
         }
         // `floor(acc * multiplier / 2^32)` per lane: the even lanes' products shifted
         // down, the odd lanes' high halves where they are.
@@ -218,6 +217,16 @@ impl Requant8 {
         let v16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
         _mm_cvtsi128_si64(_mm_packs_epi16(v16, v16)) as u64
     }
+}
+
+/// [`Requant8::apply`] channel by channel, out of line so that the vector form stays
+/// small enough to inline into the kernels' loops.
+#[cold]
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+fn apply_scalar(ps: &[Rescale; LANES], acc: __m256i) -> u64 {
+    let a = lanes(acc);
+    u64::from_le_bytes(core::array::from_fn(|g| ps[g].apply(a[g])))
 }
 
 /// Most inputs [`linear`] takes (the widened input is four vectors).

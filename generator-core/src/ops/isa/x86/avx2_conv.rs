@@ -29,7 +29,7 @@ use core::arch::x86_64::{
 };
 
 use super::avx2::{LANES, Requant8, load8};
-use crate::ops::conv::phase::{PhaseKernel, Row};
+use crate::ops::conv::phase::{FAST_MAX_OUT_CH, PhaseKernel, Row};
 use crate::ops::isa::{pack, padded, portable};
 use crate::ops::requant::Rescale;
 use crate::ops::select::Kernel;
@@ -45,6 +45,17 @@ impl PhaseKernel for Avx2Lanes {
     const ID: Kernel = Kernel::Avx2;
     const GROUP: usize = LANES;
     const WHOLE_GROUPS: bool = true;
+    /// The requantisation of the block's one or two groups of eight channels.
+    type Block = [Requant8; 2];
+
+    #[inline(always)]
+    fn block(params: &[Rescale]) -> [Requant8; 2] {
+        #[allow(unsafe_code)]
+        // SAFETY: runs only in the AVX2 entry points (module docs).
+        unsafe {
+            lanes_block(params)
+        }
+    }
 
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
@@ -60,13 +71,14 @@ impl PhaseKernel for Avx2Lanes {
         x: &[&[u32]; K],
         wm: &[u32],
         params: &[Rescale],
+        block: &[Requant8; 2],
         at: &Row,
         out: &mut [u8],
     ) {
         #[allow(unsafe_code)]
         // SAFETY: runs only in the AVX2 entry points (module docs).
         unsafe {
-            lanes_row::<C, K>(x, wm, params, at, out)
+            lanes_row::<C, K>(x, wm, params.len(), block, at, out)
         }
     }
 }
@@ -78,6 +90,17 @@ pub(crate) struct Avx2Pixels;
 impl PhaseKernel for Avx2Pixels {
     const ID: Kernel = Kernel::Avx2Pixels;
     const GROUP: usize = 1;
+    /// Each channel's requantisation in all eight lanes.
+    type Block = [Requant8; FAST_MAX_OUT_CH];
+
+    #[inline(always)]
+    fn block(params: &[Rescale]) -> [Requant8; FAST_MAX_OUT_CH] {
+        #[allow(unsafe_code)]
+        // SAFETY: runs only in the AVX2 entry points (module docs).
+        unsafe {
+            pixels_block(params)
+        }
+    }
 
     #[inline(always)]
     fn row_words(c: usize, w: usize) -> usize {
@@ -98,13 +121,14 @@ impl PhaseKernel for Avx2Pixels {
         x: &[&[u32]; K],
         wm: &[u32],
         params: &[Rescale],
+        block: &[Requant8; FAST_MAX_OUT_CH],
         at: &Row,
         out: &mut [u8],
     ) {
         #[allow(unsafe_code)]
         // SAFETY: runs only in the AVX2 entry points (module docs).
         unsafe {
-            pixels_row::<C, K>(x, wm, params, at, out)
+            pixels_row::<C, K>(x, wm, &block[..params.len().min(FAST_MAX_OUT_CH)], at, out)
         }
     }
 }
@@ -115,33 +139,38 @@ pub(crate) const fn plane_row(w: usize) -> usize {
     w.next_multiple_of(LANES) + 2
 }
 
-/// [`Avx2Lanes`]' row: the block's one or two groups of eight channels.
+/// [`Avx2Lanes`]' block: the requantisation of its one or two groups of eight
+/// channels (the first again where there is one).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lanes_block(params: &[Rescale]) -> [Requant8; 2] {
+    let first = Requant8::new(params.get(..LANES).unwrap_or(params));
+    let second = match params.get(LANES..2 * LANES) {
+        Some(p) => Requant8::new(p),
+        None => first,
+    };
+    [first, second]
+}
+
+/// [`Avx2Lanes`]' row: the block's `n` channels, one or two groups of eight.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn lanes_row<const C: usize, const K: usize>(
     x: &[&[u32]; K],
     wm: &[u32],
-    params: &[Rescale],
+    n: usize,
+    rq: &[Requant8; 2],
     at: &Row,
     out: &mut [u8],
 ) {
     let c = if C == 0 { at.c } else { C };
     let half = padded(c) / 2;
     let block_words = K * K * half * LANES;
-    debug_assert!(
-        params.len() == LANES || params.len() == 2 * LANES,
-        "blocks of whole groups, at most two"
-    );
-    match (params.get(..LANES), params.get(LANES..2 * LANES)) {
-        (Some(a), Some(b)) => {
-            let rq = [Requant8::new(a), Requant8::new(b)];
-            lanes_blocks::<C, 2, K>(x, wm, &rq, at, half, block_words, out);
-        }
-        (Some(a), None) => {
-            let rq = [Requant8::new(a)];
-            lanes_blocks::<C, 1, K>(x, wm, &rq, at, half, block_words, out);
-        }
-        _ => {}
+    debug_assert!(n == LANES || n == 2 * LANES, "blocks of whole groups, at most two");
+    if n == 2 * LANES {
+        lanes_blocks::<C, 2, K>(x, wm, rq, at, half, block_words, out);
+    } else {
+        lanes_blocks::<C, 1, K>(x, wm, &[rq[0]], at, half, block_words, out);
     }
 }
 
@@ -162,38 +191,47 @@ fn lanes_blocks<const C: usize, const NB: usize, const K: usize>(
     for (b, r) in bias.iter_mut().zip(rq) {
         *b = r.bias;
     }
-    let out_at = |j: usize| (at.stride * j + at.px) * at.out_ch + at.first;
     let col = |j: usize| (j + at.px) * half;
     let mut j = 0;
     while j + PIXELS <= at.w {
         let acc = pixels::<C, PIXELS, NB, K>(wv, x, col(j), half, block_words, bias);
-        for (d, acc) in acc.into_iter().enumerate() {
-            for (n, acc) in acc.into_iter().enumerate() {
-                store8(out, out_at(j + d) + n * LANES, rq[n].apply(acc));
-            }
-        }
+        store_pixels(out, rq, at, j, acc);
         j += PIXELS;
     }
     // The last one to three pixels in one pass too, sharing the weight loads.
-    let mut put = |d: usize, acc: [__m256i; NB]| {
-        for (n, acc) in acc.into_iter().enumerate() {
-            store8(out, out_at(j + d) + n * LANES, rq[n].apply(acc));
-        }
-    };
     match at.w - j {
         3 => {
             let acc = pixels::<C, 3, NB, K>(wv, x, col(j), half, block_words, bias);
-            acc.into_iter().enumerate().for_each(|(d, a)| put(d, a));
+            store_pixels(out, rq, at, j, acc);
         }
         2 => {
             let acc = pixels::<C, 2, NB, K>(wv, x, col(j), half, block_words, bias);
-            acc.into_iter().enumerate().for_each(|(d, a)| put(d, a));
+            store_pixels(out, rq, at, j, acc);
         }
         1 => {
-            let [acc] = pixels::<C, 1, NB, K>(wv, x, col(j), half, block_words, bias);
-            put(0, acc);
+            let acc = pixels::<C, 1, NB, K>(wv, x, col(j), half, block_words, bias);
+            store_pixels(out, rq, at, j, acc);
         }
         _ => {}
+    }
+}
+
+/// Requantises and stores the sums of `P` pixels from input column `j` of `NB`
+/// groups of eight channels.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_pixels<const P: usize, const NB: usize>(
+    out: &mut [u8],
+    rq: &[Requant8; NB],
+    at: &Row,
+    j: usize,
+    acc: [[__m256i; NB]; P],
+) {
+    for (d, acc) in acc.into_iter().enumerate() {
+        let o = (at.stride * (j + d) + at.px) * at.out_ch + at.first;
+        for (n, acc) in acc.into_iter().enumerate() {
+            store8(out, o + n * LANES, rq[n].apply(acc));
+        }
     }
 }
 
@@ -254,6 +292,17 @@ fn store8(out: &mut [u8], at: usize, v: u64) {
     }
 }
 
+/// [`Avx2Pixels`]' block: each channel's requantisation in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pixels_block(params: &[Rescale]) -> [Requant8; FAST_MAX_OUT_CH] {
+    let mut rqs = [Requant8::new(&[Rescale::ZERO; LANES]); FAST_MAX_OUT_CH];
+    for (rq, r) in rqs.iter_mut().zip(params) {
+        *rq = Requant8::new(&[*r; LANES]);
+    }
+    rqs
+}
+
 /// [`Avx2Pixels`]' row: for each channel of the block, its 3x3 weights against
 /// eight pixels per vector, four vectors per pass.
 #[inline]
@@ -261,7 +310,7 @@ fn store8(out: &mut [u8], at: usize, v: u64) {
 fn pixels_row<const C: usize, const K: usize>(
     x: &[&[u32]; K],
     wm: &[u32],
-    params: &[Rescale],
+    rqs: &[Requant8],
     at: &Row,
     out: &mut [u8],
 ) {
@@ -270,8 +319,7 @@ fn pixels_row<const C: usize, const K: usize>(
     let rs = plane_row(at.w);
     let fan = K * K * half;
     let w = at.w;
-    for (o, r) in params.iter().enumerate() {
-        let rq = Requant8::new(&[*r; LANES]);
+    for (o, rq) in rqs.iter().enumerate() {
         let Some(wo) = wm.get(o * fan..(o + 1) * fan) else {
             return;
         };

@@ -10,6 +10,7 @@ use core::arch::x86_64::{
 
 use crate::ops::conv::phase::PhaseKernel;
 use crate::ops::isa::{pack, smlad};
+use crate::ops::requant::Rescale;
 use crate::ops::select::Kernel;
 
 /// The SSE2 kernel. Its methods call `#[target_feature(enable = "sse2")]` functions;
@@ -19,6 +20,10 @@ pub(crate) struct Sse2;
 
 impl PhaseKernel for Sse2 {
     const ID: Kernel = Kernel::Sse2;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
 
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
