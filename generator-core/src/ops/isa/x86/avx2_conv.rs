@@ -22,7 +22,7 @@
 //! dispatch enters after [`super::avx2::available`].
 
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm_loadu_si128, _mm_set_epi64x, _mm256_add_epi32, _mm256_cvtepi8_epi16,
+    __m128i, __m256i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16,
     _mm256_madd_epi16, _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_setr_epi32,
     _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32,
     _mm256_unpacklo_epi64,
@@ -485,12 +485,9 @@ fn widen_even(src: &[u8], dst: &mut [u32]) {
     let mut d8 = dst.chunks_exact_mut(LANES);
     let mut s16 = src.chunks_exact(2 * LANES);
     for (d, s) in (&mut d8).zip(&mut s16) {
-        let half = |i: usize| {
-            i64::from_le_bytes(core::array::from_fn(|k| {
-                s.get(8 * i + k).copied().unwrap_or(0)
-            }))
-        };
-        let v = _mm256_cvtepi8_epi16(_mm_set_epi64x(half(1), half(0)));
+        #[allow(unsafe_code)]
+        // SAFETY: `s` is the 16 bytes the unaligned load reads (`chunks_exact`).
+        let v = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast::<__m128i>()) });
         #[allow(unsafe_code)]
         // SAFETY: `d` is eight `u32`, the 32 bytes the unaligned store writes.
         unsafe {
