@@ -510,8 +510,8 @@ fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(String, Vec<i8>)> {
         seams::prepare_with(k, &layer, &mut prepared).expect("prepares");
         let out_h = l.shape.output_hwc().0 as usize;
         let mut out = vec![0u8; layer.output_len()];
-        let ran = seams::rows_with(k, &layer, &prepared, &input, 0, &mut out, 0..out_h)
-            .expect("runs");
+        let ran =
+            seams::rows_with(k, &layer, &prepared, &input, 0, &mut out, 0..out_h).expect("runs");
         assert_eq!(ran, k, "asked for {k:?} with prepared weights");
         outs.push((format!("{k:?}, prepared"), signed(out)));
     }

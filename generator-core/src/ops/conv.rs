@@ -60,7 +60,8 @@ pub fn conv3x3_rows(
     output: &mut [u8],
     rows: core::ops::Range<usize>,
 ) -> Result<()> {
-    run(select(layer), layer, None, None, input, in_first, output, rows).map(drop)
+    let kernel = select(layer);
+    run(kernel, layer, None, None, input, in_first, output, rows).map(drop)
 }
 
 /// [`conv3x3_rows`] with the layer's weights prepared by [`prepare`] (`prepared` must
@@ -77,8 +78,8 @@ pub fn conv3x3_rows_prepared(
     if prepared.len() != prepared_words(layer) {
         return Err(Error::ShapeMismatch);
     }
-    let prepared = Some(prepared);
-    run(select(layer), layer, prepared, None, input, in_first, output, rows).map(drop)
+    let (kernel, prepared) = (select(layer), Some(prepared));
+    run(kernel, layer, prepared, None, input, in_first, output, rows).map(drop)
 }
 
 /// `u32` words of prepared weights for `layer` ([`prepare`]): four merged 2x2 phases
@@ -96,8 +97,7 @@ pub fn prepared_words(layer: &Layer<'_>) -> usize {
 /// `[phase py * 2 + px][out][ky'][kx'][cp / 2]` pairs, groups of channels interleaved
 /// as the kernel that runs the layer here reads them.
 pub fn prepare(layer: &Layer<'_>, dst: &mut [u32]) -> Result<()> {
-    if !matches!(layer.shape(), LayerShape::Conv3x3 { .. }) || dst.len() != prepared_words(layer)
-    {
+    if !matches!(layer.shape(), LayerShape::Conv3x3 { .. }) || dst.len() != prepared_words(layer) {
         return Err(Error::ShapeMismatch);
     }
     prepare_for(select(layer), layer, dst)
@@ -128,7 +128,17 @@ pub fn conv3x3_generic(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> Re
         return Err(Error::ShapeMismatch);
     }
     let (out_h, _, _) = layer.shape().output_hwc();
-    run(Kernel::Reference, layer, None, None, input, 0, output, 0..out_h as usize).map(drop)
+    run(
+        Kernel::Reference,
+        layer,
+        None,
+        None,
+        input,
+        0,
+        output,
+        0..out_h as usize,
+    )
+    .map(drop)
 }
 
 /// Calls `$entry::<$kn, C>($call)` for `C` = the channel count `$c` when it is 8 or
@@ -225,13 +235,23 @@ pub(crate) fn run(
         #[allow(unsafe_code)]
         // SAFETY: `avx2::available` confirmed AVX2.
         Kernel::Avx2 if avx2_here() => unsafe {
-            by_channels!(entry_avx2::<super::isa::x86::avx2_conv::Avx2Lanes>, c, mono, args)
+            by_channels!(
+                entry_avx2::<super::isa::x86::avx2_conv::Avx2Lanes>,
+                c,
+                mono,
+                args
+            )
         },
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
         // SAFETY: as for `Kernel::Avx2`.
         Kernel::Avx2Pixels if avx2_here() => unsafe {
-            by_channels!(entry_avx2::<super::isa::x86::avx2_conv::Avx2Pixels>, c, mono, args)
+            by_channels!(
+                entry_avx2::<super::isa::x86::avx2_conv::Avx2Pixels>,
+                c,
+                mono,
+                args
+            )
         },
         _ => {
             reference::conv_generic::<0>(layer, args.input, args.output, c, &band);
@@ -240,7 +260,6 @@ pub(crate) fn run(
     };
     Ok(ran)
 }
-
 
 /// Whether this CPU runs AVX2 ([`crate::ops::isa::x86::avx2::available`]).
 #[cfg(target_arch = "x86_64")]

@@ -34,7 +34,9 @@ pub(crate) fn run(
         Kernel::Avx2 if super::isa::x86::avx2::available() => {
             #[allow(unsafe_code)]
             // SAFETY: `avx2::available` confirmed AVX2.
-            unsafe { super::isa::x86::avx2::linear(layer, input, output) }
+            unsafe {
+                super::isa::x86::avx2::linear(layer, input, output)
+            }
         }
         #[cfg(any(arm_dsp, not(target_arch = "arm")))]
         Kernel::ArmDsp => sxtb16::run(layer, input, output),
@@ -52,6 +54,7 @@ pub(crate) fn run(
 /// The Cortex-M4 kernel of the linear layer (built there, and on hosts for tests).
 #[cfg(any(arm_dsp, not(target_arch = "arm")))]
 mod sxtb16 {
+    use crate::Layer;
     #[cfg(arm_dsp)]
     use crate::ops::isa::arm_dsp::dot2_i8_sxtb16;
     #[cfg(not(arm_dsp))]
@@ -59,7 +62,6 @@ mod sxtb16 {
     use crate::ops::isa::portable::{dot_i8_sxtb16, widen_sxtb16};
     use crate::ops::requant::{Requant, Rescale};
     use crate::ops::select::LINEAR_MAX_INPUTS;
-    use crate::Layer;
 
     /// The Cortex-M4 path (`SXTB16` + `SMLAD` on `cfg(arm_dsp)`, their models elsewhere):
     /// the input is widened once into the order [`widen_sxtb16`] gives, then each output

@@ -2,10 +2,10 @@
 //! checks the `asm!` loops of `isa::arm_dsp`, which host tests cannot run; elsewhere
 //! the portable ones (a unit test runs it).
 
-use super::isa::pack;
-use super::isa::portable::widen_sxtb16;
 #[cfg(arm_dsp)]
 use super::isa::arm_dsp::{dot2_i8_sxtb16, dot4ch, dot4px};
+use super::isa::pack;
+use super::isa::portable::widen_sxtb16;
 #[cfg(not(arm_dsp))]
 use super::isa::portable::{dot2_i8_sxtb16, dot4ch, dot4px};
 

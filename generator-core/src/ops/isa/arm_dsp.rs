@@ -300,7 +300,11 @@ fn smlad4_rows<const K: usize, const PX: bool>(
         }
         if !PX && seg % 2 == 1 {
             let k = seg - 1;
-            mac4(&mut acc, [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]], [x[k]; 4]);
+            mac4(
+                &mut acc,
+                [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]],
+                [x[k]; 4],
+            );
         }
     }
     acc

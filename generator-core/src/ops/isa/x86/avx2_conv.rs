@@ -22,10 +22,9 @@
 //! dispatch enters after [`super::avx2::available`].
 
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16,
-    _mm256_madd_epi16, _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_setr_epi32,
-    _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32,
-    _mm256_unpacklo_epi64,
+    __m128i, __m256i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_madd_epi16,
+    _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_setr_epi32, _mm256_storeu_si256,
+    _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
 };
 
 use super::avx2::{LANES, Requant8, load8};
@@ -166,7 +165,10 @@ fn lanes_row<const C: usize, const K: usize>(
     let c = if C == 0 { at.c } else { C };
     let half = padded(c) / 2;
     let block_words = K * K * half * LANES;
-    debug_assert!(n == LANES || n == 2 * LANES, "blocks of whole groups, at most two");
+    debug_assert!(
+        n == LANES || n == 2 * LANES,
+        "blocks of whole groups, at most two"
+    );
     if n == 2 * LANES {
         lanes_blocks::<C, 2, K>(x, wm, rq, at, half, block_words, out);
     } else {
