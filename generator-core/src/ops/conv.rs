@@ -7,7 +7,7 @@
 //! includes `-zero_point * sum(w)`. With the upsample, output pixel `(y, x)` of the
 //! `2h x 2w` grid reads input pixel `(y / 2, x / 2)`.
 //!
-//! The fast kernels all run one driver, the phase split of module [`phase`] (its docs
+//! The fast kernels all run one driver, the phase split of module `phase` (its docs
 //! explain the method), with an instruction set's inner loops (module `ops::isa`);
 //! layers too wide for its buffers take the reference (module `ops::reference`).
 //!

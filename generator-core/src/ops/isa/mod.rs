@@ -1,6 +1,6 @@
 //! The instruction sets' dot products, one place each: [`portable`] (plain Rust,
 //! written over `SMLAD`'s shape so that it is also the model of the Cortex-M code),
-//! [`arm_dsp`] (the Arm DSP extension's `SMLAD` / `SXTB16` as inline assembly, on
+//! `arm_dsp` (the Arm DSP extension's `SMLAD` / `SXTB16` as inline assembly, on
 //! `cfg(arm_dsp)` targets: Cortex-M4 and M7) and [`x86`] (SSE2, the x86-64 baseline,
 //! and AVX2 where the CPU has it).
 //!
