@@ -219,9 +219,9 @@ fn lanes_blocks<const C: usize, const NB: usize, const K: usize>(
 }
 
 /// Requantises and stores the sums of `P` pixels from input column `j` of `NB`
-/// groups of eight channels.
-#[inline]
-#[target_feature(enable = "avx2")]
+/// groups of eight channels. Always inlined (into [`lanes_blocks`], which has AVX2),
+/// so that the requantisation inlines too.
+#[inline(always)]
 fn store_pixels<const P: usize, const NB: usize>(
     out: &mut [u8],
     rq: &[Requant8; NB],
@@ -232,7 +232,10 @@ fn store_pixels<const P: usize, const NB: usize>(
     for (d, acc) in acc.into_iter().enumerate() {
         let o = (at.stride * (j + d) + at.px) * at.out_ch + at.first;
         for (n, acc) in acc.into_iter().enumerate() {
-            store8(out, o + n * LANES, rq[n].apply(acc));
+            #[allow(unsafe_code)]
+            // SAFETY: runs only in the AVX2 entry points (module docs).
+            let bytes = unsafe { rq[n].apply(acc) };
+            store8(out, o + n * LANES, bytes);
         }
     }
 }
