@@ -12,9 +12,10 @@ use crate::{Error, IMAGE_PIXELS, INPUT_DIM, Image, Model, NUM_CLASSES, Result, Z
 pub struct Generator<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
-    /// The AVX2 kernels' prepared weights and scratch (empty without AVX2).
+    /// The conv layers' prepared weights and the kernels' scratch, made once (on
+    /// x86-64 hosts; microcontrollers cannot spare the 20 KiB).
     #[cfg(target_arch = "x86_64")]
-    host: ops::conv::HostWeights,
+    host: ops::conv::ModelWeights,
 }
 
 /// The float network input for `(digit, seed)`: `z` from [`noise::gaussian`] followed
@@ -42,7 +43,7 @@ impl<'m, 'a> Generator<'m, 'a> {
             model,
             arena,
             #[cfg(target_arch = "x86_64")]
-            host: ops::conv::HostWeights::new(model.layers()),
+            host: ops::conv::ModelWeights::new(model.layers()),
         })
     }
 
@@ -124,11 +125,11 @@ pub(crate) fn run_ping_pong(
 }
 
 /// [`run_ping_pong`] running the layers that `host` prepared from their prepared
-/// weights (the x86-64 AVX2 kernels; the same bytes).
+/// weights (the same bytes).
 #[cfg(target_arch = "x86_64")]
 fn run_ping_pong_host(
     layers: &[crate::Layer<'_>],
-    host: &mut ops::conv::HostWeights,
+    host: &mut ops::conv::ModelWeights,
     input: &[u8],
     even: &mut [u8],
     odd: &mut [u8],

@@ -8,6 +8,7 @@ mod common;
 use common::{OwnedLayer, reference};
 use generator_core::ops::requant::{Requant, quantize_multiplier, rounding_shift};
 use generator_core::ops::run_layer;
+use generator_core::ops::select::{Kernel, select};
 use generator_core::{Error, Layer, LayerShape};
 use proptest::prelude::*;
 
@@ -473,64 +474,46 @@ proptest! {
     }
 }
 
-// ---- every other fast path: portable pairs (the Cortex-M code), prepared weights ----
+// ---- every kernel, forced: each must run where it can, and equal the reference ----
 
-/// The layer run through every kernel variant besides `run_layer`'s: for a conv, the
-/// portable pairwise dot products (the code Cortex-M runs, with the `SMLAD` / `SXTB16`
-/// models) with weights merged per call and prepared, and the native kernels from
-/// prepared weights; for a linear layer, the Cortex-M4 `SXTB16` path. Each named.
-fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
-    use generator_core::ops::{conv, linear};
+/// Every kernel (`ops::select::Kernel`).
+const KERNELS: [Kernel; 6] = [
+    Kernel::Reference,
+    Kernel::Portable,
+    Kernel::ArmDsp,
+    Kernel::Sse2,
+    Kernel::Avx2,
+    Kernel::Avx2Pixels,
+];
+
+/// The layer run through every kernel that runs here (`Kernel::runs`), whole with
+/// weights merged per call and, for a conv, from its prepared weights: each run must
+/// report the very kernel asked for (a kernel that silently fell back to another would
+/// report that one), and kernels that cannot run here must report the reference.
+fn other_paths(l: &OwnedLayer, x: &[i8]) -> Vec<(String, Vec<i8>)> {
+    use generator_core::ops::seams;
     let b = l.bytes();
     let layer = Layer::new(l.params(&b)).expect("valid layer");
     let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
     let signed = |out: Vec<u8>| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
     let mut outs = Vec::new();
-    match l.shape {
-        LayerShape::Conv3x3 { .. } => {
-            let out_h = l.shape.output_hwc().0 as usize;
-            let mut prepared = vec![0u32; conv::prepared_words(&layer)];
-            if !prepared.is_empty() {
-                conv::prepare(&layer, &mut prepared).expect("prepares");
-            }
-            let mut out = vec![0u8; layer.output_len()];
-            conv::conv3x3_rows_portable(&layer, &[], &input, 0, &mut out, 0..out_h).expect("runs");
-            outs.push(("portable, merged per call", signed(out)));
-            // The x86-64 kernels called directly: AVX2 (when the CPU has it) and the SSE2
-            // fallback, whatever the dispatch picks.
-            let mut out = vec![0u8; layer.output_len()];
-            if conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs") {
-                outs.push(("AVX2", signed(out)));
-            }
-            let mut out = vec![0u8; layer.output_len()];
-            if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
-                outs.push(("SSE2", signed(out)));
-            }
-            if !prepared.is_empty() {
-                let mut out = vec![0u8; layer.output_len()];
-                conv::conv3x3_rows_portable(&layer, &prepared, &input, 0, &mut out, 0..out_h)
-                    .expect("runs");
-                outs.push(("portable, prepared", signed(out)));
-                let mut out = vec![0u8; layer.output_len()];
-                conv::conv3x3_rows_prepared(&layer, &prepared, &input, 0, &mut out, 0..out_h)
-                    .expect("runs");
-                outs.push(("native, prepared", signed(out)));
-            }
+    for k in KERNELS {
+        let mut out = vec![0u8; layer.output_len()];
+        let ran = seams::run_with(k, &layer, &input, &mut out).expect("runs");
+        let want = if k.runs(&layer) { k } else { Kernel::Reference };
+        assert_eq!(ran, want, "asked for {k:?}");
+        outs.push((format!("{k:?}, merged per call"), signed(out)));
+        if !matches!(l.shape, LayerShape::Conv3x3 { .. }) || ran == Kernel::Reference {
+            continue;
         }
-        LayerShape::Linear { .. } => {
-            let mut out = vec![0u8; layer.output_len()];
-            if linear::linear_sxtb16(&layer, &input, &mut out) {
-                outs.push(("linear SXTB16", signed(out)));
-            }
-            let mut out = vec![0u8; layer.output_len()];
-            if linear::linear_avx2(&layer, &input, &mut out) {
-                outs.push(("linear AVX2", signed(out)));
-            }
-            let mut out = vec![0u8; layer.output_len()];
-            if linear::linear_fallback(&layer, &input, &mut out) {
-                outs.push(("linear fallback", signed(out)));
-            }
-        }
+        let mut prepared = vec![0u32; seams::prepared_words_any(&layer)];
+        seams::prepare_with(k, &layer, &mut prepared).expect("prepares");
+        let out_h = l.shape.output_hwc().0 as usize;
+        let mut out = vec![0u8; layer.output_len()];
+        let ran =
+            seams::rows_with(k, &layer, &prepared, &input, 0, &mut out, 0..out_h).expect("runs");
+        assert_eq!(ran, k, "asked for {k:?} with prepared weights");
+        outs.push((format!("{k:?}, prepared"), signed(out)));
     }
     outs
 }
@@ -556,7 +539,7 @@ proptest! {
         a in 0usize..64,
         b in 0usize..64,
     ) {
-        use generator_core::ops::conv;
+        use generator_core::ops::{conv, seams};
         let bytes = l.bytes();
         let layer = Layer::new(l.params(&bytes)).expect("valid layer");
         let LayerShape::Conv3x3 { in_ch, in_h, in_w, upsample, .. } = l.shape else {
@@ -586,10 +569,17 @@ proptest! {
         conv::conv3x3_rows_prepared(&layer, &prepared, band, i0, &mut rows, r0..r1)
             .expect("band runs");
         prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row]);
-        rows.fill(0xA5);
-        conv::conv3x3_rows_portable(&layer, &prepared, band, i0, &mut rows, r0..r1)
-            .expect("band runs");
-        prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row]);
+        // The same band with every other kernel that takes the layer, from its own
+        // prepared weights.
+        for k in KERNELS.into_iter().filter(|k| *k != Kernel::Reference && k.runs(&layer)) {
+            let mut prepared = vec![0u32; seams::prepared_words_any(&layer)];
+            seams::prepare_with(k, &layer, &mut prepared).expect("prepares");
+            rows.fill(0xA5);
+            let ran = seams::rows_with(k, &layer, &prepared, band, i0, &mut rows, r0..r1)
+                .expect("band runs");
+            prop_assert_eq!(ran, k);
+            prop_assert_eq!(&rows[..], &whole[r0 * out_row..r1 * out_row], "{:?}", k);
+        }
         // Prepared weights of the wrong length are refused.
         prop_assert_eq!(
             conv::conv3x3_rows_prepared(&layer, &prepared[1..], band, i0, &mut rows, r0..r1),
@@ -633,15 +623,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// The AVX2 kernels (when this CPU has AVX2) and the paths of CPUs without it
-    /// (SSE2 convolution, plain linear layer), each called directly, equal the integer
-    /// reference, as does the dispatch. Half the cases have every shift at 33 or more,
-    /// where the AVX2 requantisation runs in vectors rather than channel by channel.
+    /// (SSE2 convolution, reference linear layer), each forced, equal the integer
+    /// reference, as does the dispatch; on a CPU with AVX2 the AVX2 kernels take every
+    /// one of these layers. Half the cases have every shift at 33 or more, where the
+    /// AVX2 requantisation runs in vectors rather than channel by channel.
     #[test]
     fn host_kernels_equal_integer_reference(
         (mut l, x) in host_shape_strategy().prop_flat_map(layer_for_shape),
         high_shifts in any::<bool>(),
     ) {
-        use generator_core::ops::{conv, linear};
+        use generator_core::ops::seams;
         if high_shifts {
             for s in &mut l.shift {
                 *s = (*s).max(33);
@@ -652,32 +643,65 @@ proptest! {
         let layer = Layer::new(l.params(&b)).expect("valid layer");
         let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
         let signed = |out: &[u8]| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
-        let avx2 = generator_core::ops::host_has_avx2();
+        let avx2 = host_has_avx2();
+        let avx2_kernel = match l.shape {
+            LayerShape::Conv3x3 { out_ch, .. } if out_ch % 8 != 0 => Kernel::Avx2Pixels,
+            _ => Kernel::Avx2,
+        };
         let mut out = vec![0u8; layer.output_len()];
-        match l.shape {
-            LayerShape::Conv3x3 { .. } => {
-                let ran = conv::conv3x3_avx2(&layer, &input, &mut out).expect("runs");
-                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
-                if ran {
-                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
-                }
-                let mut out = vec![0u8; layer.output_len()];
-                if conv::conv3x3_sse2(&layer, &input, &mut out).expect("runs") {
-                    prop_assert_eq!(signed(&out), want.clone(), "SSE2");
-                }
-            }
-            LayerShape::Linear { .. } => {
-                let ran = linear::linear_avx2(&layer, &input, &mut out);
-                prop_assert_eq!(ran, avx2, "AVX2 kernel skipped");
-                if ran {
-                    prop_assert_eq!(signed(&out), want.clone(), "AVX2");
-                }
-                let mut out = vec![0u8; layer.output_len()];
-                prop_assert!(linear::linear_fallback(&layer, &input, &mut out));
-                prop_assert_eq!(signed(&out), want.clone(), "fallback");
-            }
+        let ran = seams::run_with(avx2_kernel, &layer, &input, &mut out).expect("runs");
+        prop_assert_eq!(ran == avx2_kernel, avx2, "AVX2 kernel skipped");
+        prop_assert_eq!(signed(&out), want.clone(), "{:?}", ran);
+        if cfg!(target_arch = "x86_64") {
+            let fallback = match l.shape {
+                LayerShape::Conv3x3 { .. } => Kernel::Sse2,
+                LayerShape::Linear { .. } => Kernel::Reference,
+            };
+            let mut out = vec![0u8; layer.output_len()];
+            let ran = seams::run_with(fallback, &layer, &input, &mut out).expect("runs");
+            prop_assert_eq!(ran, fallback, "SSE2 kernel skipped");
+            prop_assert_eq!(signed(&out), want.clone(), "{:?}", ran);
+        }
+        if avx2 {
+            prop_assert_eq!(select(&layer), avx2_kernel);
         }
         prop_assert_eq!(layer_run(&layer, &input), want, "dispatch");
+    }
+}
+
+/// Whether this CPU has AVX2 (`false` off x86-64).
+fn host_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The shipped model's layers take the fastest kernels of this host, and each reports
+/// running it: on x86-64 with AVX2 the AVX2 kernels (one lane per channel for the
+/// upsampling layers, per pixel for the last), with SSE2 only the SSE2 convolution.
+#[test]
+fn default_model_layers_run_the_fastest_kernels() {
+    use generator_core::ops::seams;
+    let model = generator_core::default_model().expect("default model loads");
+    let want: Vec<Kernel> = if !cfg!(target_arch = "x86_64") {
+        return;
+    } else if host_has_avx2() {
+        vec![Kernel::Avx2, Kernel::Avx2, Kernel::Avx2, Kernel::Avx2Pixels]
+    } else {
+        vec![Kernel::Reference, Kernel::Sse2, Kernel::Sse2, Kernel::Sse2]
+    };
+    let got: Vec<Kernel> = model.layers().iter().map(select).collect();
+    assert_eq!(got, want);
+    for layer in model.layers() {
+        let input = vec![3u8; layer.input_len()];
+        let mut out = vec![0u8; layer.output_len()];
+        let ran = seams::run_with(select(layer), layer, &input, &mut out).expect("runs");
+        assert_eq!(ran, select(layer));
     }
 }
 

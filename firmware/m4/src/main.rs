@@ -101,7 +101,7 @@ fn main() -> ! {
         Err(e) => fail_with("shipped model does not load", e),
     };
     // The target's kernels (on the M4 the `asm!` loops) against their portable twins.
-    let bad = generator_core::ops::conv::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
+    let bad = generator_core::ops::self_test::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
     hprintln!(
         "kernel self-test: {} of {} random cases per kernel disagree",
         bad,

@@ -7,15 +7,26 @@
 //!
 //! - [`requant`]: the fixed-point rescaling and its rounding rule.
 //! - [`linear`]: fully connected layer.
-//! - [`conv`]: 3x3 convolution with fused nearest 2x upsampling.
+//! - [`conv`]: 3x3 convolution with fused nearest 2x upsampling; its fast kernels all
+//!   run one driver, the phase split (`conv::phase`).
 //! - [`activation`]: input quantisation and the output table.
+//! - `isa`: the instruction sets' inner loops (portable, Arm DSP, x86 SSE2/AVX2).
+//! - `reference`: the reference kernels every fast one is tested against.
+//! - [`select`]: which kernel runs a layer, decided in one function.
+//! - [`self_test`] and [`seams`]: the firmware's start-up check, and entry points that
+//!   force a kernel, for tests.
 
 pub mod activation;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2;
 pub mod conv;
+mod isa;
 pub mod linear;
+mod reference;
 pub mod requant;
+#[doc(hidden)]
+pub mod seams;
+pub mod select;
+#[doc(hidden)]
+pub mod self_test;
 
 use crate::{Error, Layer, LayerShape, Result};
 
@@ -48,20 +59,6 @@ pub fn run_layer_prepared(
             conv::conv3x3_rows_prepared(layer, prepared, input, 0, output, 0..out_h as usize)
         }
         _ => run_layer(layer, input, output),
-    }
-}
-
-/// Whether this CPU runs the x86-64 AVX2 kernels (compile-time `target_feature`, or
-/// run-time detection with the `std` feature); `false` off x86-64. For tests.
-#[doc(hidden)]
-pub fn host_has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        avx2::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 

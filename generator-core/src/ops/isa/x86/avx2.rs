@@ -1,6 +1,6 @@
 //! x86-64 AVX2 pieces shared by the host's fast kernels: the run-time check, the
 //! requantisation of eight `i32` lanes at once, and the linear layer's kernel. The
-//! convolution kernels are in `conv::avx2`.
+//! convolution kernels are in `avx2_conv`.
 //!
 //! Every function here but [`available`] is compiled with AVX2 enabled
 //! (`#[target_feature]`); callers check [`available`] first.
@@ -15,7 +15,7 @@ use core::arch::x86_64::{
     _mm256_sllv_epi32, _mm256_srav_epi32, _mm256_srli_epi64, _mm256_sub_epi32,
 };
 
-use super::requant::{Requant, Rescale};
+use crate::ops::requant::{Requant, Rescale};
 use crate::{Layer, LayerShape};
 
 /// `i32` lanes per vector: output channels (or pixels) per pass.
@@ -203,8 +203,7 @@ impl Requant8 {
     #[target_feature(enable = "avx2")]
     pub(crate) fn apply(&self, acc: __m256i) -> u64 {
         if let Some(ps) = &self.scalar {
-            let a = lanes(acc);
-            return u64::from_le_bytes(core::array::from_fn(|g| ps[g].apply(a[g])));
+            return apply_scalar(ps, acc);
         }
         // `floor(acc * multiplier / 2^32)` per lane: the even lanes' products shifted
         // down, the odd lanes' high halves where they are.
@@ -218,6 +217,16 @@ impl Requant8 {
         let v16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
         _mm_cvtsi128_si64(_mm_packs_epi16(v16, v16)) as u64
     }
+}
+
+/// [`Requant8::apply`] channel by channel, out of line so that the vector form stays
+/// small enough to inline into the kernels' loops.
+#[cold]
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+fn apply_scalar(ps: &[Rescale; LANES], acc: __m256i) -> u64 {
+    let a = lanes(acc);
+    u64::from_le_bytes(core::array::from_fn(|g| ps[g].apply(a[g])))
 }
 
 /// Most inputs [`linear`] takes (the widened input is four vectors).
@@ -287,7 +296,7 @@ pub(crate) fn linear(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool
             b.get(4 * o..4 * o + 4)
                 .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let acc = word(p.bias, o + g) + super::dot(w, input);
+        let acc = word(p.bias, o + g) + crate::ops::dot(w, input);
         *out = scalar_requant(layer, o + g, acc);
     }
     true

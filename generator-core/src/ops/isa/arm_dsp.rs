@@ -1,0 +1,311 @@
+//! The Arm DSP extension (`cfg(arm_dsp)`: thumbv7em, Cortex-M4/M7, set by `build.rs`):
+//! `SMLAD` (two signed 16x16 multiply-accumulates in one instruction) and `SXTB16`
+//! through `asm!` (their intrinsics are unstable), and the convolution's and the
+//! linear layer's hottest loops written in assembly, because LLVM spills accumulators
+//! and drops `LDRD`s in the Rust versions (about 2.5-3.5 instructions per `SMLAD`).
+//!
+//! [`ArmDsp`] is the portable kernel with these loops in place of two of its dot
+//! products; everything else it shares with [`super::portable`], which on these targets
+//! runs the instructions too ([`super::smlad`]). The firmware checks the assembly at
+//! start-up against plain sums (`ops::self_test`), which host tests cannot run.
+
+use super::portable::{self, mac4};
+use crate::ops::conv::phase::PhaseKernel;
+use crate::ops::requant::Rescale;
+use crate::ops::select::Kernel;
+
+/// The Cortex-M4 kernel of the phase-split convolution.
+#[derive(Clone, Copy)]
+pub(crate) struct ArmDsp;
+
+impl PhaseKernel for ArmDsp {
+    const ID: Kernel = Kernel::ArmDsp;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
+
+    #[inline(always)]
+    fn widen(src: &[u8], dst: &mut [u32]) {
+        widen(src, dst);
+    }
+
+    #[inline(always)]
+    fn dot4ch<const K: usize>(
+        w4: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        dot4ch::<K>(w4, seg, x, col, acc)
+    }
+
+    #[inline(always)]
+    fn dot4px<const K: usize>(
+        w: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        step: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        dot4px::<K>(w, seg, x, col, step, acc)
+    }
+}
+
+/// `acc + lo(a) * lo(b) + hi(a) * hi(b)`: one `SMLAD` instruction.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let out: i32;
+    // SAFETY: `smlad` only reads three registers and writes one (plus the sticky Q
+    // flag in APSR, which nothing here reads); no memory, no stack. `cfg(arm_dsp)`
+    // is set only for thumbv7em targets, whose CPUs all implement it.
+    unsafe {
+        core::arch::asm!(
+            "smlad {out}, {a}, {b}, {acc}",
+            out = lateout(reg) out,
+            a = in(reg) a,
+            b = in(reg) b,
+            acc = in(reg) acc,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// Bytes 0 and 2 of `x`, each sign-extended to 16 bits: one `SXTB16` instruction.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) fn sxtb16(x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: `sxtb16` reads one register and writes one; no memory, no stack, no
+    // flags. `cfg(arm_dsp)` is set only for thumbv7em targets, which implement it.
+    unsafe {
+        core::arch::asm!(
+            "sxtb16 {out}, {x}",
+            out = lateout(reg) out,
+            x = in(reg) x,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended and packed: one `SXTB16` with `ROR #8`.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: as for `sxtb16`.
+    unsafe {
+        core::arch::asm!(
+            "sxtb16 {out}, {x}, ror #8",
+            out = lateout(reg) out,
+            x = in(reg) x,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// [`portable::widen`] with four bytes per word load and two `SXTB16`: bytes 0, 2 and
+/// 1, 3, re-paired by `PKHBT` / `PKHTB` (which LLVM forms from these masks).
+#[inline(always)]
+pub(crate) fn widen(src: &[u8], dst: &mut [u32]) {
+    let mut d4 = dst.chunks_exact_mut(2);
+    let mut s4 = src.chunks_exact(4);
+    for (d, s) in (&mut d4).zip(&mut s4) {
+        let v = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let (even, odd) = (sxtb16(v), sxtb16_ror8(v));
+        d[0] = (even & 0xFFFF) | (odd << 16);
+        d[1] = (odd & 0xFFFF_0000) | (even >> 16);
+    }
+    portable::widen(s4.remainder(), d4.into_remainder());
+}
+
+/// Two rows of int8 weights (`wa`, `wb`, equally long) against the same inputs, as
+/// [`portable::dot_i8_sxtb16`] does for one: each input word pair is loaded once for
+/// both. The loop is assembly: 13 instructions per eight multiply-accumulates.
+#[inline(always)]
+pub(crate) fn dot2_i8_sxtb16(
+    wa: &[u8],
+    wb: &[u8],
+    xw: &[u32],
+    tail: &[u8],
+    acc: [i32; 2],
+) -> [i32; 2] {
+    let quads = (wa.len() / 4).min(wb.len() / 4).min(xw.len() / 2);
+    let (mut a0, mut a1) = (acc[0], acc[1]);
+    if quads > 0 {
+        // SAFETY: `quads >= 1` iterations read `4 * quads` bytes of `wa` and of
+        // `wb` (word loads, which Cortex-M4 allows unaligned) and `2 * quads`
+        // words of `xw` (a `u32` slice, 4-byte aligned for `LDRD`), all within
+        // the slices by the `min` above. Only registers and flags (not
+        // preserved) are written; no stack.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {wa}, [{pa}], #4",
+                "ldr {wb}, [{pb}], #4",
+                "ldrd {x0}, {x1}, [{xp}], #8",
+                "sxtb16 {t}, {wa}",
+                "smlad {a0}, {t}, {x0}, {a0}",
+                "sxtb16 {t}, {wa}, ror #8",
+                "smlad {a0}, {t}, {x1}, {a0}",
+                "sxtb16 {t}, {wb}",
+                "smlad {a1}, {t}, {x0}, {a1}",
+                "sxtb16 {t}, {wb}, ror #8",
+                "smlad {a1}, {t}, {x1}, {a1}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                pa = inout(reg) wa.as_ptr() => _,
+                pb = inout(reg) wb.as_ptr() => _,
+                xp = inout(reg) xw.as_ptr() => _,
+                n = inout(reg) quads => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    // `xw` covers the first `4 * quads` inputs: the rest are the `tail` bytes.
+    debug_assert_eq!(quads, wa.len() / 4, "xw from widen_sxtb16 of the inputs");
+    let rest = |w: &[u8], a: i32| -> i32 {
+        let w = w.get(4 * quads..).unwrap_or(&[]);
+        w.iter().zip(tail).fold(a, |a, (&w, &x)| {
+            a.wrapping_add(i32::from(w as i8) * i32::from(x as i8))
+        })
+    };
+    [rest(wa, a0), rest(wb, a1)]
+}
+
+/// `asm!` of a loop that accumulates `SMLAD`s into four registers: the template
+/// lines, with the operands `xp` and `wp` (pointers, advanced by the loop), `n` (the
+/// iteration count), `a0..a3` (the accumulators, `&mut i32`) and the scratch
+/// registers `x0`, `x1`, `w0`, `w1`. Only registers and flags are written; no stack.
+macro_rules! smlad4_loop {
+    (($xp:expr, $wp:expr, $n:expr, [$a0:expr, $a1:expr, $a2:expr, $a3:expr]), $($line:literal),+ $(,)?) => {
+        core::arch::asm!(
+            $($line),+,
+            xp = inout(reg) $xp => _,
+            wp = inout(reg) $wp => _,
+            n = inout(reg) $n => _,
+            a0 = inout(reg) *$a0,
+            a1 = inout(reg) *$a1,
+            a2 = inout(reg) *$a2,
+            a3 = inout(reg) *$a3,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// [`portable::dot4ch`] with the loop over input-word pairs in assembly: 15
+/// instructions per eight `SMLAD`.
+#[inline(always)]
+pub(crate) fn dot4ch<const K: usize>(
+    w4: &[u32],
+    seg: usize,
+    x: &[&[u32]; K],
+    col: usize,
+    acc: [i32; 4],
+) -> [i32; 4] {
+    smlad4_rows::<K, false>(w4, 4 * seg, x, col, seg, acc)
+}
+
+/// [`portable::dot4px`]; for 8-channel inputs (`step == 4` words, the shipped model's
+/// last layer) the loop over weight-word pairs is assembly, 16 instructions per eight
+/// `SMLAD` (the pixels' input runs at fixed offsets).
+#[inline(always)]
+pub(crate) fn dot4px<const K: usize>(
+    w: &[u32],
+    seg: usize,
+    x: &[&[u32]; K],
+    col: usize,
+    step: usize,
+    acc: [i32; 4],
+) -> [i32; 4] {
+    if step != 4 || !seg.is_multiple_of(2) {
+        return portable::dot4px::<K>(w, seg, x, col, step, acc);
+    }
+    smlad4_rows::<K, true>(w, seg, x, col, seg, acc)
+}
+
+/// The assembly of [`dot4ch`] (`PX = false`: four channels' interleaved weights,
+/// `w_row = 4 * seg` words per kernel row, against one input run) and of [`dot4px`]
+/// (`PX = true`: one channel's weights, `w_row = seg`, against four input runs 4 words
+/// apart), over the `K` kernel rows, added to `acc`.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn smlad4_rows<const K: usize, const PX: bool>(
+    w: &[u32],
+    w_row: usize,
+    x: &[&[u32]; K],
+    col: usize,
+    seg: usize,
+    mut acc: [i32; 4],
+) -> [i32; 4] {
+    for (ky, x) in x.iter().enumerate() {
+        let w = &w[ky * w_row..][..w_row];
+        // `dot4px`'s four pixels' runs: words `col .. col + 3 * 4 + seg`.
+        let x = &x[col..][..if PX { 12 + seg } else { seg }];
+        let pairs = seg / 2;
+        if pairs > 0 {
+            let [a0, a1, a2, a3] = &mut acc;
+            // SAFETY: the loop runs `pairs >= 1` times. `dot4ch` reads `2 * pairs <=
+            // seg` words from `x` and `8 * pairs <= 4 * seg` words from `w`, slices of
+            // exactly `seg` and `4 * seg` words (checked above); `dot4px` reads
+            // `2 * pairs == seg` words of `w` (exactly `seg` words) and, at step `k`,
+            // words `k + 4 * d`, `k + 4 * d + 1` (`d < 4`) of `x`, below `12 + seg`
+            // (its length, checked above). `u32` slices are 4-byte aligned as `LDRD`
+            // needs. Only registers and flags (not preserved) are written; no stack.
+            unsafe {
+                if PX {
+                    // Two weight words, then per line one pixel's two input words
+                    // (16 bytes after the previous pixel's) against them.
+                    smlad4_loop!(
+                        (x.as_ptr(), w.as_ptr(), pairs, [a0, a1, a2, a3]),
+                        "2: ldrd {w0}, {w1}, [{wp}], #8",
+                        "ldrd {x0}, {x1}, [{xp}]\n smlad {a0}, {w0}, {x0}, {a0}\n smlad {a0}, {w1}, {x1}, {a0}",
+                        "ldrd {x0}, {x1}, [{xp}, #16]\n smlad {a1}, {w0}, {x0}, {a1}\n smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {x0}, {x1}, [{xp}, #32]\n smlad {a2}, {w0}, {x0}, {a2}\n smlad {a2}, {w1}, {x1}, {a2}",
+                        "ldrd {x0}, {x1}, [{xp}, #48]\n smlad {a3}, {w0}, {x0}, {a3}\n smlad {a3}, {w1}, {x1}, {a3}",
+                        "adds {xp}, {xp}, #8\n subs {n}, {n}, #1\n bne 2b",
+                    );
+                } else {
+                    // Two input words, then per line two channels' weight words
+                    // against one of them.
+                    smlad4_loop!(
+                        (x.as_ptr(), w.as_ptr(), pairs, [a0, a1, a2, a3]),
+                        "2: ldrd {x0}, {x1}, [{xp}], #8",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a0}, {w0}, {x0}, {a0}\n smlad {a1}, {w1}, {x0}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a2}, {w0}, {x0}, {a2}\n smlad {a3}, {w1}, {x0}, {a3}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a0}, {w0}, {x1}, {a0}\n smlad {a1}, {w1}, {x1}, {a1}",
+                        "ldrd {w0}, {w1}, [{wp}], #8\n smlad {a2}, {w0}, {x1}, {a2}\n smlad {a3}, {w1}, {x1}, {a3}",
+                        "subs {n}, {n}, #1\n bne 2b",
+                    );
+                }
+            }
+        }
+        if !PX && seg % 2 == 1 {
+            let k = seg - 1;
+            mac4(
+                &mut acc,
+                [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]],
+                [x[k]; 4],
+            );
+        }
+    }
+    acc
+}
