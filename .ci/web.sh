@@ -67,8 +67,8 @@ WASM_BUDGET=120000 # issue 22's floor, with the model embedded
 [ "$(wc -c < web/dgen.wasm)" -le "$WASM_BUDGET" ] \
   || die "web/dgen.wasm is $(wc -c < web/dgen.wasm) bytes, over the budget of $WASM_BUDGET"
 
-cargo build -p firmware-sim --release
-SIM=$ROOT/target/release/firmware-sim
+cargo build -p firmware-sim
+SIM=$ROOT/target/debug/firmware-sim
 
 # The site: exactly the files a publisher copies, plus the models the tests load.
 SITE=$WORK/site
