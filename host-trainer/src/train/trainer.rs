@@ -358,8 +358,15 @@ impl Trainer {
     /// Restores what [`save_checkpoint`](Self::save_checkpoint) wrote.
     pub fn load_checkpoint(&mut self, path: &Path) -> anyhow::Result<()> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let parts =
+        let unpacked =
             unpack(&bytes, CHECKPOINT_BLOBS).with_context(|| format!("{}", path.display()))?;
+        if !unpacked.checksummed {
+            eprintln!(
+                "warning: {}: old checkpoint (DGCKPT01) without a checksum; damage cannot be detected",
+                path.display()
+            );
+        }
+        let parts = unpacked.blobs;
         self.state = serde_json::from_slice(parts[0])?;
         self.g = load_module(self.g.clone(), parts[1])?;
         self.d = load_module(self.d.clone(), parts[2])?;
