@@ -36,6 +36,7 @@ pub struct Finished {
 /// until the run's limit or Ctrl-C ([`signal`]), then evaluates, exports `model.dgen`, writes
 /// `metrics.json` and prints the scores. Uses the global rayon pool as it is.
 pub fn run(a: &RunArgs, backend: BackendKind, data_dir: &Path) -> anyhow::Result<Finished> {
+    a.check()?;
     let t0 = Instant::now();
     let train_set = Mnist::load(data_dir, Split::Train)?;
     let test_set = Mnist::load(data_dir, Split::Test)?;

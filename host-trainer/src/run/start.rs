@@ -11,7 +11,7 @@ use crate::backend::BackendKind;
 use crate::checkpoint::RunDir;
 use crate::fsutil;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
-use crate::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
+use crate::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer, ensure_setting};
 
 /// Settings of `host-trainer run`: limits, recipe, seed and folders (the data folder,
 /// threads and backend are the binary's common options).
@@ -77,6 +77,26 @@ pub struct RunArgs {
     /// Train on the first N training images only (0: all 60,000); for quick experiments.
     #[arg(long, default_value_t = 0)]
     pub train_subset: usize,
+}
+
+impl RunArgs {
+    /// Refuses settings that cannot mean what they say: a zero step, epoch or
+    /// per-class count, a time budget that is not a positive number of minutes
+    /// ([`BadSetting`](crate::train::BadSetting)).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let positive = |name: &str, v: Option<usize>| {
+            ensure_setting(v != Some(0), || format!("{name} must be at least 1, got 0"))
+        };
+        positive("--steps", self.steps)?;
+        positive("--epochs", self.epochs)?;
+        positive("--eval-per-class", Some(self.eval_per_class))?;
+        if let Some(m) = self.minutes {
+            ensure_setting(m.is_finite() && m > 0.0, || {
+                format!("--minutes must be a positive number, got {m}")
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Time kept back from the budget for evaluation (the two-sample test included) and export.
