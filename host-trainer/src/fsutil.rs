@@ -17,12 +17,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let written = write_then_rename(&tmp, path, bytes);
+    if written.is_err() {
+        // A full disk or a failed rename leaves nothing behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     drop(f);
-    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    fs::rename(tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -42,5 +51,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A write that fails after the temporary file was written (here the rename, onto a
+    /// folder that is not empty) removes the temporary file. (A write that fails part way,
+    /// as on a full disk, is tested through the binary in `tests/full_disk.rs`.)
+    #[test]
+    fn a_failed_write_leaves_no_temp() {
+        let d = std::env::temp_dir().join(format!("atomic-fail-{}", std::process::id()));
+        let p = d.join("x.bin");
+        fs::create_dir_all(p.join("inside")).unwrap();
+        let e = write_atomic(&p, b"bytes").expect_err("renamed onto a folder");
+        assert!(format!("{e:#}").contains("x.bin"), "{e:#}");
+        let mut names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["x.bin"], "only the folder that was in the way");
+        fs::remove_dir_all(&d).unwrap();
     }
 }
