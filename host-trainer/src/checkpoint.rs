@@ -29,6 +29,11 @@ impl RunDir {
     pub fn checkpoint(&self) -> PathBuf {
         self.0.join("checkpoint.bin")
     }
+    /// The checkpoint before [`checkpoint`](Self::checkpoint) (renamed from it when the
+    /// next one is written), for `--resume` when the latest is damaged.
+    pub fn prev_checkpoint(&self) -> PathBuf {
+        self.0.join("checkpoint.prev.bin")
+    }
     /// The run's configuration.
     pub fn config(&self) -> PathBuf {
         self.0.join("config.json")

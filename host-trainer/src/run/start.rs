@@ -105,7 +105,8 @@ const RESERVE_SECONDS: f64 = 120.0;
 /// The budget of a new run when the command line gives none.
 const DEFAULT_MINUTES: f64 = 15.0;
 
-/// Reopens an interrupted run at its last checkpoint, with the limits of `a`.
+/// Reopens an interrupted run at its last checkpoint, with the limits of `a`; at the
+/// previous one (`checkpoint.prev.bin`), saying so, when the last is missing or damaged.
 pub fn resume_run(
     dir: &Path,
     a: &RunArgs,
@@ -118,8 +119,20 @@ pub fn resume_run(
     let mut config = TrainConfig::from_json(&text)
         .with_context(|| format!("reading {}", run.config().display()))?;
     apply_limits(&mut config, a, n_train, true);
-    let mut t = Trainer::new(config, backend)?;
-    t.load_checkpoint(&run.checkpoint())?;
+    let mut t = Trainer::new(config.clone(), backend)?;
+    if let Err(latest) = t.load_checkpoint(&run.checkpoint()) {
+        let prev = run.prev_checkpoint();
+        if !prev.exists() {
+            return Err(latest);
+        }
+        t = Trainer::new(config, backend)?;
+        t.load_checkpoint(&prev)
+            .map_err(|e| anyhow::anyhow!("{latest:#}; the previous checkpoint too: {e:#}"))?;
+        eprintln!(
+            "warning: {latest:#}; resuming from the previous checkpoint {}",
+            prev.display()
+        );
+    }
     eprintln!(
         "resuming {} at step {} (epoch {})",
         dir.display(),

@@ -372,6 +372,11 @@ impl Trainer {
     /// and the int8 model.) Trainable parameters keep their `ParamId`s through `valid` and
     /// the load, so the optimiser states, keyed by those ids, find them again.
     pub fn save_checkpoint(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomic(path, &self.checkpoint_bytes()?)
+    }
+
+    /// The checkpoint image [`save_checkpoint`](Self::save_checkpoint) writes.
+    pub fn checkpoint_bytes(&self) -> anyhow::Result<Vec<u8>> {
         let state = serde_json::to_vec(&self.state)?;
         let og = self
             .opt_g
@@ -389,7 +394,7 @@ impl Trainer {
             &og,
             &od,
         ];
-        write_atomic(path, &pack(&blobs))
+        Ok(pack(&blobs))
     }
 
     /// Restores what [`save_checkpoint`](Self::save_checkpoint) wrote.
