@@ -12,11 +12,12 @@ use serde::Serialize;
 
 use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES, pixel_to_signed_unit};
 
+use crate::checkpoint::{load_weights, seal_weights};
 use crate::data::Mnist;
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, FEATURES};
 use crate::rng::Rng;
-use crate::tensor::{image_batch, label_tensor, load_module, record_bytes, to_vec_f32};
+use crate::tensor::{image_batch, label_tensor, record_bytes, to_vec_f32};
 use crate::two_sample::{TwoSample, TwoSampleConfig, two_sample_test};
 
 /// Where the committed classifier weights live.
@@ -32,8 +33,7 @@ pub fn load_classifier(path: &Path, device: &Device) -> anyhow::Result<Classifie
             path.display()
         )
     })?;
-    let model = load_module(Classifier::new(device), &bytes)
-        .with_context(|| format!("{}: not a classifier weight file", path.display()))?;
+    let model = load_weights(Classifier::new(device), &bytes, path, "classifier")?;
     Ok(model.valid())
 }
 
@@ -111,7 +111,7 @@ fn shift_augment(x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
 
 /// Saves classifier weights atomically.
 pub fn save_classifier(model: &Classifier, path: &Path) -> anyhow::Result<()> {
-    write_atomic(path, &record_bytes(model)?)
+    write_atomic(path, &seal_weights(&record_bytes(model)?))
 }
 
 /// Predicted digits and penultimate features for u8 images (`IMAGE_PIXELS` each).

@@ -22,12 +22,16 @@ use host_trainer::eval::{Metrics, Reference, eval_labels};
 use host_trainer::infer::GeneratorFile;
 use host_trainer::model::GeneratorConfig;
 use host_trainer::run::{self, RunArgs};
+use host_trainer::train::{BadSetting, ensure_setting};
 use host_trainer::{bench, eval, fsutil, quantize};
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Train, evaluate and quantize the conditional digit GAN"
+    about = "Train, evaluate and quantize the conditional digit GAN",
+    after_help = "Exit status: 0 done; 1 failed (e.g. a damaged or missing file, a full disk); \
+                  2 a refused setting (e.g. --steps 0, --threads 0, a negative --aux-weight, \
+                  on the command line or in a run's config.json); 130 a second Ctrl-C."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,7 +61,7 @@ struct Common {
     /// Directory with the MNIST IDX files (gzip or raw).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Worker threads for the backend (default: all cores).
+    /// Worker threads for the backend, at least 1 (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// CPU backend.
@@ -145,7 +149,12 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let code = if BadSetting::is_in(&e) {
+            BadSetting::EXIT_CODE
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }
 
@@ -168,6 +177,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
+        ensure_setting(n > 0, || "--threads must be at least 1, got 0".to_string())?;
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()

@@ -52,9 +52,38 @@ pub fn record_bytes<M: Module>(m: &M) -> anyhow::Result<Vec<u8>> {
         .to_vec())
 }
 
-/// Loads record bytes written by [`record_bytes`] into `m`.
+/// Loads record bytes written by [`record_bytes`] into `m`. Burn checks every tensor's
+/// shape against `m` (and that none is missing or left over) before it uses the data, and
+/// a mismatch is an error here, not a panic.
 pub fn load_module<M: Module>(m: M, bytes: &[u8]) -> anyhow::Result<M> {
     let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .context("decoding module weights")?;
-    Ok(m.load_record(rec))
+    m.try_load_record(rec)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the weights do not fit the model")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DiscriminatorConfig;
+
+    /// Weights of another shape (a discriminator of other widths) are refused with an
+    /// error, not a panic.
+    #[test]
+    fn weights_of_another_shape_are_an_error() {
+        let device = Device::default();
+        let wide = DiscriminatorConfig::new()
+            .with_c1(32)
+            .with_c2(64)
+            .init(&device);
+        let narrow = DiscriminatorConfig::new()
+            .with_c1(16)
+            .with_c2(32)
+            .init(&device);
+        let bytes = record_bytes(&wide).unwrap();
+        let e = load_module(narrow.clone(), &bytes).expect_err("other shapes loaded");
+        assert!(format!("{e:#}").contains("do not fit"), "{e:#}");
+        load_module(narrow.clone(), &record_bytes(&narrow).unwrap()).unwrap();
+    }
 }

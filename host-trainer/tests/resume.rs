@@ -296,3 +296,88 @@ fn checkpoint_round_trip_continues_bit_exactly() {
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Issue 20, item 2: a run killed at step 25 (before its final checkpoint; the latest is
+/// step 20, the previous one step 10) whose latest checkpoint is then damaged resumes from
+/// `checkpoint.prev.bin`, says so in one line, and ends bit-exact with an uninterrupted run.
+#[test]
+fn damaged_latest_checkpoint_falls_back_to_the_previous_one() {
+    let out_a = scratch("prev-a");
+    let status = Command::new(BIN)
+        .args(ARGS)
+        .arg("--out")
+        .arg(&out_a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run_a = run_dir(&out_a);
+    // The finished run keeps the checkpoint before its last (step 20 before 25).
+    let config: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(run_a.join("config.json")).unwrap()).unwrap();
+    let mut prev = Trainer::new(config, BackendKind::Flex).unwrap();
+    prev.load_checkpoint(&run_a.join("checkpoint.prev.bin"))
+        .unwrap();
+    assert_eq!(prev.state.step, 20);
+
+    let out_b = scratch("prev-b");
+    let mut child = Command::new(BIN)
+        .args(ARGS)
+        .arg("--out")
+        .arg(&out_b)
+        .env(host_trainer::train::PAUSE_ENV, "25")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut paused = false;
+    for line in stderr.lines() {
+        if line.unwrap().starts_with("paused at step 25") {
+            paused = true;
+            break;
+        }
+    }
+    assert!(paused, "the run reached step 25");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_b = run_dir(&out_b);
+    let latest = run_b.join("checkpoint.bin");
+    let mut bytes = std::fs::read(&latest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&latest, &bytes).unwrap();
+
+    let o = Command::new(BIN)
+        .args(["--resume"])
+        .arg(&run_b)
+        .args(["--threads", "1", "--eval-per-class", "2"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("resuming from the previous checkpoint"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("checkpoint.bin") && said[0].contains("checksum mismatch"));
+    assert!(stderr.contains("at step 10 (epoch 1)"), "{stderr}");
+    assert_eq!(steps_in(&run_b), 25);
+
+    let a = std::fs::read(run_a.join("model.dgen")).unwrap();
+    let b = std::fs::read(run_b.join("model.dgen")).unwrap();
+    assert!(
+        a == b,
+        "model.dgen differs; mean |pixel diff| over 100 digits {:.3}/255",
+        mean_abs_pixel_diff(&a, &b)
+    );
+    let (ta, tb) = (final_checkpoint(&run_a), final_checkpoint(&run_b));
+    assert_same("checkpoint G", &ta.g, &tb.g);
+    assert_same("checkpoint D", &ta.d, &tb.d);
+    assert_same("checkpoint EMA", &ta.ema, &tb.ema);
+    let _ = std::fs::remove_dir_all(&out_a);
+    let _ = std::fs::remove_dir_all(&out_b);
+}

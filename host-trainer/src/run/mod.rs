@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use crate::backend::BackendKind;
 use crate::checkpoint::RunDir;
 use crate::data::{Mnist, Split};
@@ -32,10 +34,12 @@ pub struct Finished {
 }
 
 /// Runs the job `a` on `backend` with the MNIST files in `data_dir`: a new run in a new
-/// folder under `a.out`, or the run `a.resume` continued from its last checkpoint. Trains
+/// folder under `a.out`, or the run `a.resume` continued from its last checkpoint. Writes
+/// the checkpoint it starts from (so that a folder that cannot hold one fails at once). Trains
 /// until the run's limit or Ctrl-C ([`signal`]), then evaluates, exports `model.dgen`, writes
 /// `metrics.json` and prints the scores. Uses the global rayon pool as it is.
 pub fn run(a: &RunArgs, backend: BackendKind, data_dir: &Path) -> anyhow::Result<Finished> {
+    a.check()?;
     let t0 = Instant::now();
     let train_set = Mnist::load(data_dir, Split::Train)?;
     let test_set = Mnist::load(data_dir, Split::Test)?;
@@ -45,6 +49,11 @@ pub fn run(a: &RunArgs, backend: BackendKind, data_dir: &Path) -> anyhow::Result
         None => start::new_run(a, backend, train_set.len())?,
     };
     eprintln!("run folder: {}", run_dir.0.display());
+    // A run folder that cannot hold a checkpoint (a full disk, a file-size limit) fails
+    // now, not at the end of the first epoch.
+    trainer
+        .save_checkpoint(&run_dir.checkpoint())
+        .context("the run folder cannot hold a checkpoint")?;
     let trainer = train::train(trainer, &train_set, &run_dir, stop, false)?;
     let train_secs = t0.elapsed().as_secs_f64();
 

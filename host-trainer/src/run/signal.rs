@@ -1,14 +1,15 @@
-//! How a user stops a run early: the first Ctrl-C asks training to stop after the current
-//! step (the last complete epoch's checkpoint is kept, so `--resume` continues from there),
-//! the second exits at once.
+//! How a user stops a run early: the first Ctrl-C or SIGTERM (what `docker stop`, systemd
+//! and batch schedulers send; the `ctrlc` crate's `termination` feature) asks training to
+//! stop after the current step (the last complete epoch's checkpoint is kept, so `--resume`
+//! continues from there), the second exits at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 
-/// The flag that Ctrl-C sets, for [`train`](crate::train::train) to watch. A second Ctrl-C
-/// while it is set exits with status 130.
+/// The flag that Ctrl-C or SIGTERM sets, for [`train`](crate::train::train) to watch. A
+/// second signal while it is set exits with status 130.
 ///
 /// A process has one handler: the first call installs it, later calls (a second run in the
 /// same process, as in the tests) return the same flag.
@@ -25,7 +26,7 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
             std::process::exit(130);
         }
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C and SIGTERM handler")?;
     *installed = Some(stop.clone());
     Ok(stop)
 }

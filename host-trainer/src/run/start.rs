@@ -11,7 +11,7 @@ use crate::backend::BackendKind;
 use crate::checkpoint::RunDir;
 use crate::fsutil;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
-use crate::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer};
+use crate::train::{DEFAULT_AUX_WEIGHT, TrainConfig, Trainer, ensure_setting};
 
 /// Settings of `host-trainer run`: limits, recipe, seed and folders (the data folder,
 /// threads and backend are the binary's common options).
@@ -79,13 +79,34 @@ pub struct RunArgs {
     pub train_subset: usize,
 }
 
+impl RunArgs {
+    /// Refuses settings that cannot mean what they say: a zero step, epoch or
+    /// per-class count, a time budget that is not a positive number of minutes
+    /// ([`BadSetting`](crate::train::BadSetting)).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let positive = |name: &str, v: Option<usize>| {
+            ensure_setting(v != Some(0), || format!("{name} must be at least 1, got 0"))
+        };
+        positive("--steps", self.steps)?;
+        positive("--epochs", self.epochs)?;
+        positive("--eval-per-class", Some(self.eval_per_class))?;
+        if let Some(m) = self.minutes {
+            ensure_setting(m.is_finite() && m > 0.0, || {
+                format!("--minutes must be a positive number, got {m}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Time kept back from the budget for evaluation (the two-sample test included) and export.
 const RESERVE_SECONDS: f64 = 120.0;
 
 /// The budget of a new run when the command line gives none.
 const DEFAULT_MINUTES: f64 = 15.0;
 
-/// Reopens an interrupted run at its last checkpoint, with the limits of `a`.
+/// Reopens an interrupted run at its last checkpoint, with the limits of `a`; at the
+/// previous one (`checkpoint.prev.bin`), saying so, when the last is missing or damaged.
 pub fn resume_run(
     dir: &Path,
     a: &RunArgs,
@@ -98,8 +119,20 @@ pub fn resume_run(
     let mut config = TrainConfig::from_json(&text)
         .with_context(|| format!("reading {}", run.config().display()))?;
     apply_limits(&mut config, a, n_train, true);
-    let mut t = Trainer::new(config, backend)?;
-    t.load_checkpoint(&run.checkpoint())?;
+    let mut t = Trainer::new(config.clone(), backend)?;
+    if let Err(latest) = t.load_checkpoint(&run.checkpoint()) {
+        let prev = run.prev_checkpoint();
+        if !prev.exists() {
+            return Err(latest);
+        }
+        t = Trainer::new(config, backend)?;
+        t.load_checkpoint(&prev)
+            .map_err(|e| anyhow::anyhow!("{latest:#}; the previous checkpoint too: {e:#}"))?;
+        eprintln!(
+            "warning: {latest:#}; resuming from the previous checkpoint {}",
+            prev.display()
+        );
+    }
     eprintln!(
         "resuming {} at step {} (epoch {})",
         dir.display(),

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::trainer::Trainer;
 use crate::checkpoint::{RunDir, save_generator};
 use crate::data::Mnist;
+use crate::fsutil::write_atomic_keeping_prev;
 use crate::report::{self, LossRow};
 use crate::tensor::image_batch;
 
@@ -220,7 +221,12 @@ fn end_of_epoch(t: &Trainer, run: &RunDir, tag: &str) -> anyhow::Result<()> {
     report::sample_grid(&t.ema, &run.samples(tag))?;
     report::write_losses(&t.state.losses, &run.0)?;
     save_generator(&t.ema, &run.generator())?;
-    t.save_checkpoint(&run.checkpoint())
+    // The checkpoint before is kept (renamed) for a resume when this one is damaged.
+    write_atomic_keeping_prev(
+        &run.checkpoint(),
+        &run.prev_checkpoint(),
+        &t.checkpoint_bytes()?,
+    )
 }
 
 /// Environment variable for crash tests: the process stops making progress after this step

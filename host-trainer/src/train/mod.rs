@@ -7,4 +7,6 @@ pub mod epochs;
 pub mod trainer;
 
 pub use epochs::{PAUSE_ENV, train};
-pub use trainer::{DEFAULT_AUX_WEIGHT, TrainConfig, TrainState, Trainer};
+pub use trainer::{
+    BadSetting, DEFAULT_AUX_WEIGHT, TrainConfig, TrainState, Trainer, ensure_setting,
+};

@@ -203,6 +203,11 @@ impl TrainConfig {
     /// Rejects settings that cannot train: a zero batch or width, a learning rate that is
     /// not a positive number, a decay or beta outside [0, 1).
     pub fn check(&self) -> anyhow::Result<()> {
+        self.check_values()
+            .map_err(|e| anyhow::Error::new(BadSetting(e.to_string())))
+    }
+
+    fn check_values(&self) -> anyhow::Result<()> {
         let unit = |name: &str, v: f64| {
             anyhow::ensure!((0.0..1.0).contains(&v), "{name} must be in [0, 1), got {v}");
             Ok(())
@@ -231,6 +236,38 @@ impl TrainConfig {
         unit("ema", self.ema_decay)?;
         unit("beta1", f64::from(self.beta1))?;
         unit("beta2", f64::from(self.beta2))
+    }
+}
+
+/// A setting that cannot mean what it says (from the command line or a run's
+/// `config.json`). The binary exits with [`BadSetting::EXIT_CODE`] for every one of them.
+#[derive(Debug)]
+pub struct BadSetting(pub String);
+
+impl BadSetting {
+    /// The exit status of a refused setting (the same as clap's for a malformed command line).
+    pub const EXIT_CODE: i32 = 2;
+
+    /// Whether `e` (or an error it wraps) is a refused setting.
+    pub fn is_in(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<BadSetting>())
+    }
+}
+
+impl std::fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadSetting {}
+
+/// Refuses a setting with `msg` unless `ok`.
+pub fn ensure_setting(ok: bool, msg: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(BadSetting(msg())))
     }
 }
 
@@ -335,6 +372,11 @@ impl Trainer {
     /// and the int8 model.) Trainable parameters keep their `ParamId`s through `valid` and
     /// the load, so the optimiser states, keyed by those ids, find them again.
     pub fn save_checkpoint(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomic(path, &self.checkpoint_bytes()?)
+    }
+
+    /// The checkpoint image [`save_checkpoint`](Self::save_checkpoint) writes.
+    pub fn checkpoint_bytes(&self) -> anyhow::Result<Vec<u8>> {
         let state = serde_json::to_vec(&self.state)?;
         let og = self
             .opt_g
@@ -352,14 +394,21 @@ impl Trainer {
             &og,
             &od,
         ];
-        write_atomic(path, &pack(&blobs))
+        Ok(pack(&blobs))
     }
 
     /// Restores what [`save_checkpoint`](Self::save_checkpoint) wrote.
     pub fn load_checkpoint(&mut self, path: &Path) -> anyhow::Result<()> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let parts =
+        let unpacked =
             unpack(&bytes, CHECKPOINT_BLOBS).with_context(|| format!("{}", path.display()))?;
+        if !unpacked.checksummed {
+            eprintln!(
+                "warning: {}: old checkpoint (DGCKPT01) without a checksum; damage cannot be detected",
+                path.display()
+            );
+        }
+        let parts = unpacked.blobs;
         self.state = serde_json::from_slice(parts[0])?;
         self.g = load_module(self.g.clone(), parts[1])?;
         self.d = load_module(self.d.clone(), parts[2])?;
