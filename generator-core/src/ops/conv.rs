@@ -210,7 +210,10 @@ pub(crate) fn run(
     // count at run time". Cortex-M without the DSP extension (M0, M3) keeps one copy,
     // for flash: each is about 10 KB there, and those boards have 64-256 KiB. WebAssembly
     // keeps one copy too: the page downloads the module, and the copies were a third of it.
-    let mono = !cfg!(any(all(target_arch = "arm", not(arm_dsp)), target_arch = "wasm32"));
+    let mono = !cfg!(any(
+        all(target_arch = "arm", not(arm_dsp)),
+        target_arch = "wasm32"
+    ));
     let args = Call {
         layer,
         input,
