@@ -27,8 +27,8 @@
 
 pub(crate) mod phase;
 
-use self::phase::{Band, PhaseKernel};
-use super::isa::portable::Portable;
+use self::phase::{Band, PhaseKernel, Portable};
+
 use super::reference;
 use super::select::{Kernel, select};
 use crate::{Error, Layer, LayerShape, Result};

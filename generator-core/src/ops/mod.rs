@@ -12,13 +12,15 @@
 //! - [`activation`]: input quantisation and the output table.
 //! - `isa`: the instruction sets' inner loops (portable, Arm DSP, x86 SSE2/AVX2).
 //! - `reference`: the reference kernels every fast one is tested against.
-//! - [`select`]: which kernel runs a layer, decided in one function.
+//! - [`select`]: which kernel runs a layer, decided in one function (the names of the
+//!   kernels, [`select::Kernel`], sit in the leaf module `kernel`).
 //! - [`self_test`] and [`seams`]: the firmware's start-up check, and entry points that
 //!   force a kernel, for tests.
 
 pub mod activation;
 pub mod conv;
 mod isa;
+mod kernel;
 pub mod linear;
 mod reference;
 pub mod requant;

@@ -4,30 +4,9 @@
 //! (`conv::prepare`) and the whole-image generator's weight cache all ask it, and the
 //! dispatch reports the kernel that ran, which the tests check.
 
-use super::conv::phase::{PhaseKernel, SCRATCH_WORDS, merge_block};
-use super::isa::portable::Portable;
+use super::conv::phase::{PhaseKernel, Portable, SCRATCH_WORDS, merge_block};
+pub use super::kernel::Kernel;
 use crate::{Layer, LayerShape};
-
-/// A kernel of the convolution and linear layers (module `ops::isa`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Kernel {
-    /// The reference kernels (module `ops::reference`): the patch convolution and the
-    /// plain byte dot products. Every layer can take them.
-    Reference,
-    /// Portable Rust on packed pairs (`ops::isa::portable`): the Cortex-M0/M3 path.
-    Portable,
-    /// The Arm DSP extension, `SMLAD` / `SXTB16` assembly (`ops::isa::arm_dsp`):
-    /// Cortex-M4/M7 only (its linear layer also runs on hosts, on the instructions'
-    /// models, for tests).
-    ArmDsp,
-    /// x86-64 SSE2 (`ops::isa::x86::sse2`), convolutions only.
-    Sse2,
-    /// x86-64 AVX2: the linear layer and convolutions with one lane per output channel.
-    Avx2,
-    /// x86-64 AVX2: convolutions with one lane per output pixel (no upsampling).
-    Avx2Pixels,
-}
 
 /// The kernels this build may run, fastest first (the reference follows them all).
 /// Each one stays only while it measures faster than the next (crate README).

@@ -38,8 +38,8 @@
 use crate::model::MAX_CONV_IN_CH;
 use crate::ops::channels;
 use crate::ops::isa::{pack, padded, portable};
+use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
-use crate::ops::select::Kernel;
 use crate::{Layer, LayerShape};
 
 /// Most output channels in one block (their decoded parameters live in a stack array
@@ -220,6 +220,19 @@ pub(crate) trait PhaseKernel {
             }
         }
     }
+}
+
+/// The portable kernel: the trait's default loops, over the primitives of
+/// `isa::portable` (Cortex-M0/M3).
+#[derive(Clone, Copy)]
+pub(crate) struct Portable;
+
+impl PhaseKernel for Portable {
+    const ID: Kernel = Kernel::Portable;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
 }
 
 /// What a call covers: the input slice holds input rows `in_first..`, the output

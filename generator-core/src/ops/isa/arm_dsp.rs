@@ -11,8 +11,8 @@
 
 use super::portable::{self, mac4};
 use crate::ops::conv::phase::PhaseKernel;
+use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
-use crate::ops::select::Kernel;
 
 /// The Cortex-M4 kernel of the phase-split convolution.
 #[derive(Clone, Copy)]

@@ -4,24 +4,10 @@
 //! They are written over [`super::smlad`], which is one instruction on `cfg(arm_dsp)`
 //! targets and the model below elsewhere, so the host tests run the very code that
 //! Cortex-M0/M3 run (and that the Cortex-M4's assembly in `arm_dsp` replaces in its two
-//! hottest loops). [`Portable`] is the convolution kernel built from them.
+//! hottest loops). The portable convolution kernel (`conv::phase::Portable`) is the
+//! phase-split driver's default loops over them.
 
 use super::{pack, smlad, sxtb16, sxtb16_ror8};
-use crate::ops::conv::phase::PhaseKernel;
-use crate::ops::requant::Rescale;
-use crate::ops::select::Kernel;
-
-/// The portable kernel of the phase-split convolution (the trait's default loops).
-#[derive(Clone, Copy)]
-pub(crate) struct Portable;
-
-impl PhaseKernel for Portable {
-    const ID: Kernel = Kernel::Portable;
-    type Block = ();
-
-    #[inline(always)]
-    fn block(_: &[Rescale]) {}
-}
 
 /// `acc + lo(a) * lo(b) + hi(a) * hi(b)` with the halves as signed 16-bit values,
 /// wrapping in `i32` as `SMLAD` does (the kernels' sums never overflow).

@@ -30,8 +30,8 @@ use core::arch::x86_64::{
 use super::avx2::{LANES, Requant8, load8};
 use crate::ops::conv::phase::{FAST_MAX_OUT_CH, PhaseKernel, Row};
 use crate::ops::isa::{pack, padded, portable};
+use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
-use crate::ops::select::Kernel;
 
 /// Pixels per pass sharing the weight loads.
 const PIXELS: usize = 4;

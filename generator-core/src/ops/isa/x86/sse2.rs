@@ -10,8 +10,8 @@ use core::arch::x86_64::{
 
 use crate::ops::conv::phase::PhaseKernel;
 use crate::ops::isa::{pack, smlad};
+use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
-use crate::ops::select::Kernel;
 
 /// The SSE2 kernel. Its methods call `#[target_feature(enable = "sse2")]` functions;
 /// SSE2 is enabled for the whole build (`cfg(target_feature = "sse2")` on this module).
