@@ -248,6 +248,21 @@ mod tests {
         assert!(unpack(&new, 2).is_err());
     }
 
+    /// The committed weights are checksummed files (an old bare record would load with a
+    /// warning on every `eval`).
+    #[test]
+    fn committed_assets_are_checksummed() {
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        for name in ["generator-ema.bin", "classifier.bin"] {
+            let bytes = std::fs::read(assets.join(name)).unwrap();
+            assert!(
+                bytes.starts_with(WEIGHTS_MAGIC),
+                "{name}: no {WEIGHTS_MAGIC:?}"
+            );
+            verify(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
     #[test]
     fn weight_files_are_checked_and_old_ones_still_load() {
         let device = Device::default();

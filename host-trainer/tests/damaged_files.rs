@@ -5,24 +5,17 @@
 //! (Every byte position of a small container image, changed in every way, is refused in
 //! `checkpoint`'s unit tests; here a real trainer checkpoint is sampled.)
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::{BIN, scratch};
 use host_trainer::backend::BackendKind;
 use host_trainer::checkpoint::unpack;
 use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use host_trainer::tensor::to_vec_f32;
 use host_trainer::train::{TrainConfig, Trainer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("host-trainer-damage-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn config() -> TrainConfig {
     TrainConfig::new(GeneratorConfig::new(), DiscriminatorConfig::new())
@@ -33,7 +26,7 @@ fn config() -> TrainConfig {
 
 /// A run folder with a fresh trainer's config and checkpoint; the checkpoint's bytes.
 fn run_folder(name: &str) -> (PathBuf, Vec<u8>) {
-    let dir = scratch(name);
+    let dir = scratch("damage", name);
     let cfg = config();
     std::fs::write(
         dir.join("config.json"),

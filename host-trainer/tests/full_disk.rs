@@ -8,10 +8,12 @@
 //!   keeps the last good checkpoint, byte for byte, and no temporary file.
 #![cfg(unix)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
+use common::{BIN, scratch};
 
 /// 640 images at batch 64: 10 steps per epoch.
 const ARGS: &[&str] = &[
@@ -24,13 +26,6 @@ const ARGS: &[&str] = &[
     "--eval-per-class",
     "2",
 ];
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("host-trainer-full-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The trainer with files limited to `kib` KiB (`ulimit -f` counts 512-byte blocks).
 fn limited(kib: u64, args: &[&str], out: &Path) -> Output {
@@ -81,7 +76,7 @@ fn one_error_line(o: &Output) -> String {
 
 #[test]
 fn a_run_that_cannot_hold_a_checkpoint_stops_at_once() {
-    let out = scratch("new");
+    let out = scratch("full", "new");
     // A checkpoint is about 230 KB.
     let o = limited(100, &[&["--steps", "5"], ARGS].concat(), &out);
     assert!(!o.status.success());
@@ -94,7 +89,7 @@ fn a_run_that_cannot_hold_a_checkpoint_stops_at_once() {
 
 #[test]
 fn a_full_disk_keeps_the_last_good_checkpoint() {
-    let out = scratch("resume");
+    let out = scratch("full", "resume");
     // 12 steps: the checkpoint of step 12 (epoch 1 and 2 steps).
     let o = limited(100_000, &[&["--steps", "12"], ARGS].concat(), &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

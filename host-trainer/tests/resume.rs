@@ -14,12 +14,13 @@
 //! recorded G through `Module::valid` (batch-norm running statistics were checkpointed one
 //! step old; `Trainer::save_checkpoint`).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
+use common::{resume, run_dir, same_model, scratch, spawn_held, steps_in, train};
 use host_trainer::backend::BackendKind;
 use host_trainer::checkpoint::load_generator;
 use host_trainer::data::{Mnist, Split, default_dir};
@@ -27,8 +28,6 @@ use host_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use host_trainer::rng::Rng;
 use host_trainer::tensor::{image_batch, to_vec_f32};
 use host_trainer::train::{TrainConfig, Trainer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
 
 /// 640 images at batch 64: 10 steps per epoch; 25 steps end mid-epoch 3.
 const ARGS: &[&str] = &[
@@ -43,31 +42,6 @@ const ARGS: &[&str] = &[
     "--eval-per-class",
     "2",
 ];
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("host-trainer-resume-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The single run folder under `out`.
-fn run_dir(out: &Path) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run folder in {}", out.display());
-    dirs.pop().unwrap()
-}
-
-fn steps_in(run: &Path) -> u64 {
-    let text = std::fs::read_to_string(run.join("metrics.json")).expect("metrics.json");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["steps"].as_u64().expect("steps in metrics.json")
-}
 
 /// Every float tensor of a module (parameters and batch-norm running statistics): module
 /// path, shape and f32 bit patterns.
@@ -139,39 +113,14 @@ fn final_checkpoint(run: &Path) -> Trainer {
 #[test]
 fn killed_mid_epoch_then_resumed_equals_uninterrupted() {
     // Uninterrupted.
-    let out_a = scratch("a");
-    let status = Command::new(BIN)
-        .args(ARGS)
-        .arg("--out")
-        .arg(&out_a)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out_a = scratch("resume", "a");
+    assert!(train(ARGS, &out_a).success());
     let run_a = run_dir(&out_a);
 
-    // Stopped after step 15 (epoch 2 of 3 half done; the last checkpoint is step 10) and
+    // Held after step 15 (epoch 2 of 3 half done; the last checkpoint is step 10) and
     // killed with SIGKILL.
-    let out_b = scratch("b");
-    let mut child = Command::new(BIN)
-        .args(ARGS)
-        .arg("--out")
-        .arg(&out_b)
-        .env(host_trainer::train::PAUSE_ENV, "15")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut paused = false;
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("paused at step 15") {
-            paused = true;
-            break;
-        }
-    }
-    assert!(paused, "the run reached step 15");
+    let out_b = scratch("resume", "b");
+    let mut child = spawn_held(ARGS, &out_b, 15);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let run_b = run_dir(&out_b);
@@ -181,15 +130,7 @@ fn killed_mid_epoch_then_resumed_equals_uninterrupted() {
     );
 
     // Resumed with no limit on the command line: it must stop at the saved 25 steps.
-    let status = Command::new(BIN)
-        .args(["--resume"])
-        .arg(&run_b)
-        .args(["--threads", "1", "--eval-per-class", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(resume(&run_b).status.success());
     assert_eq!(steps_in(&run_a), 25);
     assert_eq!(steps_in(&run_b), 25, "resume kept the saved step limit");
 
@@ -220,15 +161,21 @@ fn killed_mid_epoch_then_resumed_equals_uninterrupted() {
     assert_same("checkpoint EMA", &ta.ema, &tb.ema);
 
     // The product: the int8 model file, byte for byte.
-    let a = std::fs::read(run_a.join("model.dgen")).unwrap();
-    let b = std::fs::read(run_b.join("model.dgen")).unwrap();
-    assert!(
-        a == b,
-        "model.dgen differs; mean |pixel diff| over 100 digits {:.3}/255",
-        mean_abs_pixel_diff(&a, &b)
-    );
+    assert_same_model(&run_a, &run_b);
     let _ = std::fs::remove_dir_all(&out_a);
     let _ = std::fs::remove_dir_all(&out_b);
+}
+
+/// Asserts that two runs wrote the same `model.dgen`; the message says how far apart their
+/// digits are.
+fn assert_same_model(run_a: &Path, run_b: &Path) {
+    if !same_model(run_a, run_b) {
+        let read = |run: &Path| std::fs::read(run.join("model.dgen")).unwrap();
+        panic!(
+            "model.dgen differs; mean |pixel diff| over 100 digits {:.3}/255",
+            mean_abs_pixel_diff(&read(run_a), &read(run_b))
+        );
+    }
 }
 
 /// Mean absolute difference (of 255) between 100 digits drawn by two int8 models; only
@@ -272,7 +219,7 @@ fn checkpoint_round_trip_continues_bit_exactly() {
             .with_batch(32)
             .with_seed(5)
     };
-    let path = scratch("round-trip").join("checkpoint.bin");
+    let path = scratch("resume", "round-trip").join("checkpoint.bin");
 
     let mut a = Trainer::new(config(), BackendKind::Flex).unwrap();
     for i in 0..6 {
@@ -302,16 +249,8 @@ fn checkpoint_round_trip_continues_bit_exactly() {
 /// `checkpoint.prev.bin`, says so in one line, and ends bit-exact with an uninterrupted run.
 #[test]
 fn damaged_latest_checkpoint_falls_back_to_the_previous_one() {
-    let out_a = scratch("prev-a");
-    let status = Command::new(BIN)
-        .args(ARGS)
-        .arg("--out")
-        .arg(&out_a)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out_a = scratch("resume", "prev-a");
+    assert!(train(ARGS, &out_a).success());
     let run_a = run_dir(&out_a);
     // The finished run keeps the checkpoint before its last (step 20 before 25).
     let config: TrainConfig =
@@ -321,25 +260,8 @@ fn damaged_latest_checkpoint_falls_back_to_the_previous_one() {
         .unwrap();
     assert_eq!(prev.state.step, 20);
 
-    let out_b = scratch("prev-b");
-    let mut child = Command::new(BIN)
-        .args(ARGS)
-        .arg("--out")
-        .arg(&out_b)
-        .env(host_trainer::train::PAUSE_ENV, "25")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut paused = false;
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("paused at step 25") {
-            paused = true;
-            break;
-        }
-    }
-    assert!(paused, "the run reached step 25");
+    let out_b = scratch("resume", "prev-b");
+    let mut child = spawn_held(ARGS, &out_b, 25);
     child.kill().unwrap();
     child.wait().unwrap();
     let run_b = run_dir(&out_b);
@@ -349,13 +271,7 @@ fn damaged_latest_checkpoint_falls_back_to_the_previous_one() {
     bytes[mid] ^= 0x40;
     std::fs::write(&latest, &bytes).unwrap();
 
-    let o = Command::new(BIN)
-        .args(["--resume"])
-        .arg(&run_b)
-        .args(["--threads", "1", "--eval-per-class", "2"])
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
+    let o = resume(&run_b);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     let said: Vec<&str> = stderr
@@ -366,14 +282,7 @@ fn damaged_latest_checkpoint_falls_back_to_the_previous_one() {
     assert!(said[0].contains("checkpoint.bin") && said[0].contains("checksum mismatch"));
     assert!(stderr.contains("at step 10 (epoch 1)"), "{stderr}");
     assert_eq!(steps_in(&run_b), 25);
-
-    let a = std::fs::read(run_a.join("model.dgen")).unwrap();
-    let b = std::fs::read(run_b.join("model.dgen")).unwrap();
-    assert!(
-        a == b,
-        "model.dgen differs; mean |pixel diff| over 100 digits {:.3}/255",
-        mean_abs_pixel_diff(&a, &b)
-    );
+    assert_same_model(&run_a, &run_b);
     let (ta, tb) = (final_checkpoint(&run_a), final_checkpoint(&run_b));
     assert_same("checkpoint G", &ta.g, &tb.g);
     assert_same("checkpoint D", &ta.d, &tb.d);

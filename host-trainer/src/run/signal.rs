@@ -1,7 +1,7 @@
 //! How a user stops a run early: the first Ctrl-C or SIGTERM (what `docker stop`, systemd
 //! and batch schedulers send; the `ctrlc` crate's `termination` feature) asks training to
-//! stop after the current step (the last complete epoch's checkpoint is kept, so `--resume`
-//! continues from there), the second exits at once.
+//! stop after the current step and write a checkpoint at that step (`--resume` continues
+//! from it), the second exits at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

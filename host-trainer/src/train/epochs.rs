@@ -1,6 +1,7 @@
 //! The training loop: epochs of shuffled batches through [`Trainer::step`], step and time
 //! limits, progress display, and after every epoch a sample grid, the loss curves and a
-//! crash-safe checkpoint.
+//! crash-safe checkpoint. A run stopped by Ctrl-C or SIGTERM writes its checkpoint after
+//! the step it is in, mid-epoch, and `--resume` goes on from that step.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -166,10 +167,11 @@ pub fn train(
     let started = Instant::now();
     let base_seconds = trainer.state.train_seconds;
     let mut window = LossWindow::new();
-    let pause_at = pause_step();
+    let pause_at = step_from_env(PAUSE_ENV);
+    let stop_at = step_from_env(STOP_ENV);
     'epochs: while !limits.reached(&trainer) {
-        let perm = trainer.state.rng.permutation(n);
-        for s in 0..steps_per_epoch {
+        let (perm, first) = epoch_order(&mut trainer, n, steps_per_epoch);
+        for s in first..steps_per_epoch {
             let idx = &perm[s * cfg.batch..(s + 1) * cfg.batch];
             let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i]).collect();
             let real = image_batch(&pixels, idx, &trainer.device);
@@ -180,8 +182,12 @@ pub fn train(
                 trainer.state.step
             );
             trainer.state.train_seconds = base_seconds + started.elapsed().as_secs_f64();
+            trainer.state.epoch_step = s + 1;
             if pause_at == Some(trainer.state.step) {
                 pause_forever(trainer.state.step);
+            }
+            if stop_at == Some(trainer.state.step) {
+                stop.store(true, Ordering::SeqCst);
             }
             window.add(dl, gl);
             let finishing = limits.reached(&trainer) || stop.load(Ordering::SeqCst);
@@ -192,11 +198,19 @@ pub fn train(
                 progress.row(&trainer, &row);
             }
             progress.position(&trainer);
+            let epoch_done = s + 1 == steps_per_epoch;
+            if epoch_done {
+                trainer.state.epoch += 1;
+                trainer.state.epoch_step = 0;
+                end_of_epoch(&trainer, run, &format!("epoch-{:03}", trainer.state.epoch))?;
+            }
             if stop.load(Ordering::SeqCst) {
+                if !epoch_done {
+                    save_progress(&trainer, run)?;
+                }
                 progress.bar.abandon_with_message(format!(
-                    "interrupted at step {}; the last complete epoch ({}) is saved: resume with --resume {}",
+                    "interrupted at step {}, saved: resume with --resume {}",
                     trainer.state.step,
-                    trainer.state.epoch,
                     run.0.display()
                 ));
                 bail!("interrupted");
@@ -205,20 +219,38 @@ pub fn train(
                 break 'epochs;
             }
         }
-        trainer.state.epoch += 1;
-        end_of_epoch(&trainer, run, &format!("epoch-{:03}", trainer.state.epoch))?;
     }
     // A final partial epoch still gets its grid, curves and checkpoint.
-    if !trainer.state.step.is_multiple_of(steps_per_epoch) {
+    if trainer.state.epoch_step != 0 {
         end_of_epoch(&trainer, run, "final")?;
     }
     progress.bar.finish();
     Ok(trainer)
 }
 
-/// The files written after every epoch.
+/// The order of the current epoch's images and the first step to take in it: a fresh
+/// shuffle at an epoch boundary (the generator's state before it is kept in the progress),
+/// or, resuming mid-epoch, the same shuffle again from the kept state.
+fn epoch_order(t: &mut Trainer, n: usize, steps_per_epoch: usize) -> (Vec<usize>, usize) {
+    let state = &mut t.state;
+    if let Some(before) = &state.epoch_rng
+        && (1..steps_per_epoch).contains(&state.epoch_step)
+    {
+        return (before.clone().permutation(n), state.epoch_step);
+    }
+    state.epoch_step = 0;
+    state.epoch_rng = Some(state.rng.clone());
+    (state.rng.permutation(n), 0)
+}
+
+/// The files written after every epoch: a sample grid and [`save_progress`].
 fn end_of_epoch(t: &Trainer, run: &RunDir, tag: &str) -> anyhow::Result<()> {
     report::sample_grid(&t.ema, &run.samples(tag))?;
+    save_progress(t, run)
+}
+
+/// The loss curves, the EMA generator and the checkpoint (the one before kept).
+fn save_progress(t: &Trainer, run: &RunDir) -> anyhow::Result<()> {
     report::write_losses(&t.state.losses, &run.0)?;
     save_generator(&t.ema, &run.generator())?;
     // The checkpoint before is kept (renamed) for a resume when this one is damaged.
@@ -233,8 +265,12 @@ fn end_of_epoch(t: &Trainer, run: &RunDir, tag: &str) -> anyhow::Result<()> {
 /// (mid-epoch, nothing saved) so that a test can kill it with SIGKILL at a known point.
 pub const PAUSE_ENV: &str = "HOST_TRAINER_PAUSE_AT_STEP";
 
-fn pause_step() -> Option<usize> {
-    std::env::var(PAUSE_ENV).ok()?.parse().ok()
+/// Environment variable for stop tests: after this step the run stops as if Ctrl-C had
+/// been pressed during it (saves its checkpoint at that step and exits).
+pub const STOP_ENV: &str = "HOST_TRAINER_STOP_AFTER_STEP";
+
+fn step_from_env(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 fn pause_forever(step: usize) -> ! {

@@ -6,7 +6,7 @@
 pub mod epochs;
 pub mod trainer;
 
-pub use epochs::{PAUSE_ENV, train};
+pub use epochs::{PAUSE_ENV, STOP_ENV, train};
 pub use trainer::{
     BadSetting, DEFAULT_AUX_WEIGHT, TrainConfig, TrainState, Trainer, ensure_setting,
 };

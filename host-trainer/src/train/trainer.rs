@@ -89,8 +89,17 @@ pub struct TrainState {
     pub step: usize,
     /// Complete epochs done.
     pub epoch: usize,
-    /// Batch/noise generator, as at the end of the last complete epoch.
+    /// Batch/noise generator, as after the last step.
     pub rng: Rng,
+    /// Steps done in the current epoch (0 at an epoch boundary). A checkpoint written when
+    /// a run is stopped mid-epoch continues from here.
+    #[serde(default)]
+    pub epoch_step: usize,
+    /// [`rng`](Self::rng) as it was before it drew the current epoch's shuffle, so that a
+    /// resume mid-epoch draws the same order again. `None` in checkpoints written before
+    /// it existed (those are always at an epoch boundary).
+    #[serde(default)]
+    pub epoch_rng: Option<Rng>,
     /// Loss history.
     pub losses: Vec<LossRow>,
     /// Seconds of training so far (across resumes).
@@ -288,6 +297,8 @@ impl Trainer {
             step: 0,
             epoch: 0,
             rng: Rng::new(config.seed),
+            epoch_step: 0,
+            epoch_rng: None,
             losses: Vec::new(),
             train_seconds: 0.0,
         };
@@ -400,8 +411,14 @@ impl Trainer {
     /// Restores what [`save_checkpoint`](Self::save_checkpoint) wrote.
     pub fn load_checkpoint(&mut self, path: &Path) -> anyhow::Result<()> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.restore(&bytes, path)
+    }
+
+    /// Restores a checkpoint image read from `path` (named in messages). On an error the
+    /// trainer may hold part of it: load it again or drop it.
+    pub fn restore(&mut self, bytes: &[u8], path: &Path) -> anyhow::Result<()> {
         let unpacked =
-            unpack(&bytes, CHECKPOINT_BLOBS).with_context(|| format!("{}", path.display()))?;
+            unpack(bytes, CHECKPOINT_BLOBS).with_context(|| format!("{}", path.display()))?;
         if !unpacked.checksummed {
             eprintln!(
                 "warning: {}: old checkpoint (DGCKPT01) without a checksum; damage cannot be detected",
@@ -436,6 +453,8 @@ mod tests {
             step,
             epoch: 0,
             rng: Rng::new(1),
+            epoch_step: 0,
+            epoch_rng: None,
             losses: Vec::new(),
             train_seconds,
         }
