@@ -5,29 +5,43 @@
 //! and drops `LDRD`s in the Rust versions (about 2.5-3.5 instructions per `SMLAD`).
 //!
 //! [`ArmDsp`] is the portable kernel with these loops in place of two of its dot
-//! products; everything else it shares with [`super::portable`], which on these targets
-//! runs the instructions too ([`super::smlad`]). The firmware checks the assembly at
-//! start-up against plain sums (`ops::self_test`), which host tests cannot run.
+//! products and, for 16 input channels under 2x2 phases, a whole-row kernel
+//! ([`super::arm_row`]) that also requantises; everything else it shares with
+//! [`super::portable`], which on these targets runs the instructions too
+//! ([`super::smlad`]). The firmware checks the assembly at start-up against plain sums
+//! and the portable twins (`ops::self_test`), which host tests cannot run.
+//!
+//! On hosts (`cfg(arm_dsp_kernel)` without `arm_dsp`) the same kernel is built with
+//! the portable twins in place of the assembly, so that the host tests run its data
+//! layouts and control flow through `ops::seams`.
 
-use super::portable::{self, mac4};
-use crate::ops::conv::phase::PhaseKernel;
+use super::arm_row::{self, Job, Job1, Quads};
+use super::padded;
+use super::portable;
+#[cfg(arm_dsp)]
+use super::portable::mac4;
+use crate::ops::conv::phase::{PhaseKernel, Row};
 use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
 
-/// The Cortex-M4 kernel of the phase-split convolution.
+/// The Cortex-M4 kernel of the phase-split convolution: the whole-row kernel
+/// ([`arm_row::row4`]) for the groups of four output channels it takes, the pair
+/// loops ([`Pairs`]) for the rest.
 #[derive(Clone, Copy)]
 pub(crate) struct ArmDsp;
 
 impl PhaseKernel for ArmDsp {
     const ID: Kernel = Kernel::ArmDsp;
-    type Block = ();
+    type Block = Quads;
 
     #[inline(always)]
-    fn block(_: &[Rescale]) {}
+    fn block(params: &[Rescale]) -> Quads {
+        Quads::new(params)
+    }
 
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
-        widen(src, dst);
+        Pairs::widen(src, dst);
     }
 
     #[inline(always)]
@@ -38,7 +52,7 @@ impl PhaseKernel for ArmDsp {
         col: usize,
         acc: [i32; 4],
     ) -> [i32; 4] {
-        dot4ch::<K>(w4, seg, x, col, acc)
+        Pairs::dot4ch::<K>(w4, seg, x, col, acc)
     }
 
     #[inline(always)]
@@ -50,10 +64,143 @@ impl PhaseKernel for ArmDsp {
         step: usize,
         acc: [i32; 4],
     ) -> [i32; 4] {
-        dot4px::<K>(w, seg, x, col, step, acc)
+        Pairs::dot4px::<K>(w, seg, x, col, step, acc)
+    }
+
+    /// The leading groups of four channels that [`arm_row::row4`] takes (2x2 phases of
+    /// 16 input channels, requantisation in its form: [`Quads`]) run through it, a
+    /// one-channel layer's row of a plain 3x3 convolution of 8 input channels through
+    /// [`arm_row::row1x4`]; the rest through [`Pairs`]' loops.
+    #[inline(always)]
+    fn row<const C: usize, const K: usize>(
+        x: &[&[u32]; K],
+        wm: &[u32],
+        params: &[Rescale],
+        block: &Quads,
+        at: &Row,
+        out: &mut [u8],
+    ) {
+        let c = if C == 0 { at.c } else { C };
+        let half = padded(c) / 2;
+        let fan = K * K * half;
+        let mut done = 0;
+        if let ([x0, x1], true) = (x.as_slice(), half == arm_row::HALF) {
+            for q in block.fast(params.len()) {
+                let job = Job {
+                    x: [x0, x1],
+                    col: at.px * half,
+                    x_step: half,
+                    w: wm.get(done * fan..).unwrap_or(&[]),
+                    q,
+                    o: at.px * at.out_ch + at.first + done,
+                    o_step: at.stride * at.out_ch,
+                    n: at.w,
+                };
+                if !arm_row::row4(&job, out) {
+                    break;
+                }
+                done += 4;
+            }
+        }
+        let plain3x3 = half == arm_row::HALF1 && at.out_ch == 1 && at.stride == 1;
+        if let ([x0, x1, x2], Some(q), [p], true) = (x.as_slice(), block.one(), params, plain3x3) {
+            let blocks = at.w / 4;
+            let job = Job1 {
+                x: [x0, x1, x2],
+                col: at.px * half,
+                w: wm,
+                q,
+                o: at.px + at.first,
+                blocks,
+            };
+            if arm_row::row1x4(&job, out) {
+                // The pixels after the last block of four.
+                let wc = wm.get(..fan).unwrap_or(&[]);
+                for j in 4 * blocks..at.w {
+                    let a = portable::dot1::<K>(wc, K * half, x, (j + at.px) * half, p.bias);
+                    if let Some(o) = out.get_mut(j + at.px + at.first) {
+                        *o = p.apply(a);
+                    }
+                }
+                return;
+            }
+        }
+        if done < params.len() {
+            let rest = Row {
+                first: at.first + done,
+                ..*at
+            };
+            let wm = wm.get(done * fan..).unwrap_or(&[]);
+            pairs_row::<K>(x, wm, &params[done..], &rest, out);
+        }
     }
 }
 
+/// [`Pairs::row`] with the channel count read at run time, out of line: one copy per
+/// kernel side for every channel count, as it is rarely the hot path (flash).
+#[inline(never)]
+fn pairs_row<const K: usize>(
+    x: &[&[u32]; K],
+    wm: &[u32],
+    params: &[Rescale],
+    at: &Row,
+    out: &mut [u8],
+) {
+    Pairs::row::<0, K>(x, wm, params, &(), at, out);
+}
+
+/// The Arm DSP kernel's pair loops: the portable kernel with the assembly dot products
+/// below (their portable twins on hosts). [`ArmDsp`] runs through it what its
+/// whole-row kernel does not take.
+#[derive(Clone, Copy)]
+pub(crate) struct Pairs;
+
+impl PhaseKernel for Pairs {
+    const ID: Kernel = Kernel::ArmDsp;
+    type Block = ();
+
+    #[inline(always)]
+    fn block(_: &[Rescale]) {}
+
+    #[inline(always)]
+    fn widen(src: &[u8], dst: &mut [u32]) {
+        #[cfg(arm_dsp)]
+        widen(src, dst);
+        #[cfg(not(arm_dsp))]
+        portable::widen(src, dst);
+    }
+
+    #[inline(always)]
+    fn dot4ch<const K: usize>(
+        w4: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        #[cfg(arm_dsp)]
+        return dot4ch::<K>(w4, seg, x, col, acc);
+        #[cfg(not(arm_dsp))]
+        portable::dot4ch::<K>(w4, seg, x, col, acc)
+    }
+
+    #[inline(always)]
+    fn dot4px<const K: usize>(
+        w: &[u32],
+        seg: usize,
+        x: &[&[u32]; K],
+        col: usize,
+        step: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        #[cfg(arm_dsp)]
+        return dot4px::<K>(w, seg, x, col, step, acc);
+        #[cfg(not(arm_dsp))]
+        portable::dot4px::<K>(w, seg, x, col, step, acc)
+    }
+}
+
+#[cfg(arm_dsp)]
 /// `acc + lo(a) * lo(b) + hi(a) * hi(b)`: one `SMLAD` instruction.
 #[inline(always)]
 #[allow(unsafe_code)]
@@ -75,6 +222,7 @@ pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     out
 }
 
+#[cfg(arm_dsp)]
 /// Bytes 0 and 2 of `x`, each sign-extended to 16 bits: one `SXTB16` instruction.
 #[inline(always)]
 #[allow(unsafe_code)]
@@ -93,6 +241,7 @@ pub(crate) fn sxtb16(x: u32) -> u32 {
     out
 }
 
+#[cfg(arm_dsp)]
 /// Bytes 1 and 3 of `x`, sign-extended and packed: one `SXTB16` with `ROR #8`.
 #[inline(always)]
 #[allow(unsafe_code)]
@@ -110,6 +259,7 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
     out
 }
 
+#[cfg(arm_dsp)]
 /// [`portable::widen`] with four bytes per word load and two `SXTB16`: bytes 0, 2 and
 /// 1, 3, re-paired by `PKHBT` / `PKHTB` (which LLVM forms from these masks).
 #[inline(always)]
@@ -125,6 +275,7 @@ pub(crate) fn widen(src: &[u8], dst: &mut [u32]) {
     portable::widen(s4.remainder(), d4.into_remainder());
 }
 
+#[cfg(arm_dsp)]
 /// Two rows of int8 weights (`wa`, `wb`, equally long) against the same inputs, as
 /// [`portable::dot_i8_sxtb16`] does for one: each input word pair is loaded once for
 /// both. The loop is assembly: 13 instructions per eight multiply-accumulates.
@@ -187,6 +338,7 @@ pub(crate) fn dot2_i8_sxtb16(
     [rest(wa, a0), rest(wb, a1)]
 }
 
+#[cfg(arm_dsp)]
 /// `asm!` of a loop that accumulates `SMLAD`s into four registers: the template
 /// lines, with the operands `xp` and `wp` (pointers, advanced by the loop), `n` (the
 /// iteration count), `a0..a3` (the accumulators, `&mut i32`) and the scratch
@@ -211,6 +363,7 @@ macro_rules! smlad4_loop {
     };
 }
 
+#[cfg(arm_dsp)]
 /// [`portable::dot4ch`] with the loop over input-word pairs in assembly: 15
 /// instructions per eight `SMLAD`.
 #[inline(always)]
@@ -224,6 +377,7 @@ pub(crate) fn dot4ch<const K: usize>(
     smlad4_rows::<K, false>(w4, 4 * seg, x, col, seg, acc)
 }
 
+#[cfg(arm_dsp)]
 /// [`portable::dot4px`]; for 8-channel inputs (`step == 4` words, the shipped model's
 /// last layer) the loop over weight-word pairs is assembly, 16 instructions per eight
 /// `SMLAD` (the pixels' input runs at fixed offsets).
@@ -242,6 +396,7 @@ pub(crate) fn dot4px<const K: usize>(
     smlad4_rows::<K, true>(w, seg, x, col, seg, acc)
 }
 
+#[cfg(arm_dsp)]
 /// The assembly of [`dot4ch`] (`PX = false`: four channels' interleaved weights,
 /// `w_row = 4 * seg` words per kernel row, against one input run) and of [`dot4px`]
 /// (`PX = true`: one channel's weights, `w_row = seg`, against four input runs 4 words

@@ -11,8 +11,10 @@
 //! The shared vocabulary is the packed pair: two `i16` in a `u32` word, the first in
 //! the low half, the operand of `SMLAD` and of `pmaddwd`.
 
-#[cfg(arm_dsp)]
+#[cfg(arm_dsp_kernel)]
 pub(crate) mod arm_dsp;
+#[cfg(arm_dsp_kernel)]
+pub(crate) mod arm_row;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;

@@ -1,0 +1,753 @@
+//! The Cortex-M4 whole-row kernels: [`row4`], four output channels of one 2x2 phase of
+//! a 16-input-channel layer over every pixel of an output row, and [`row1x4`], one
+//! output channel of a plain 3x3 convolution of 8 input channels, four pixels per pass;
+//! both requantise and store in the same loop; and [`lin4`], four outputs of the linear
+//! layer per pass. The assembly (`cfg(arm_dsp)`) and its portable twins
+//! ([`row4_model`], [`row1x4_model`], [`lin4_model`], what hosts run) share the data
+//! layouts defined here.
+//!
+//! # Why a whole row
+//!
+//! The pair loops (`arm_dsp::dot4ch`) take 15 instructions per eight `SMLAD` and return
+//! to Rust after every pixel, which then requantises each channel on its own (about 15
+//! instructions per output). Here one call covers a row: per input word one `LDM` of
+//! the four channels' weight words feeds four `SMLAD` and every fourth input word comes
+//! from one `LDM` of four (21 instructions per 16 `SMLAD`, all 14 free registers:
+//! four accumulators, four weight words, four input words, two pointers); the pixel's
+//! four outputs are then requantised together (`SMMLA`, shift, `SSAT`, packed into one
+//! word, the lower clamp by `SSUB8` / `SEL`) and stored with one `STR`.
+//!
+//! # Requantisation in the row kernel's form
+//!
+//! For a channel with `shift >= 33` ([`crate::ops::requant::Rescale`]'s high-word form)
+//! `(hi(acc * m) + round_hi) >> (shift - 32)` plus the zero point `zp` equals
+//! `(hi(acc * m) + c) >> (shift - 32)` with `c = round_hi + zp * 2^(shift - 32)`, because
+//! the added term is a multiple of the divisor; `SMMLA` gives `hi(acc * m) + c` in one
+//! instruction. It is exact while `|c| < 2^30` (then `|hi + c| < 2^31`, as
+//! `|hi| <= 2^30`). Channels outside that form (shift below 33 or `|c|` too large)
+//! keep the pair loops ([`Quads::new`] stops at their group).
+
+use super::portable::smlad_model;
+use crate::ops::requant::Rescale;
+
+/// Words of one pixel's input channels that [`row4`] takes: 16 channels.
+pub(crate) const HALF: usize = 8;
+/// Words of one pixel's input channels that [`row1x4`] takes: 8 channels.
+pub(crate) const HALF1: usize = 4;
+/// Weight words of [`row1x4`]'s channel: 3x3 taps of [`HALF1`] words.
+const TAPS1_WORDS: usize = 9 * HALF1;
+/// Words of one kernel row of a 2x2 phase (two pixels).
+const SEG: usize = 2 * HALF;
+/// Weight words of a group of four channels: two kernel rows, interleaved.
+const GROUP_WORDS: usize = 4 * 2 * SEG;
+/// Words of a [`Quad`].
+const QUAD_WORDS: usize = 17;
+
+/// Four channels' bias and requantisation in the row kernel's form: `[b0, b1, b2, b3,
+/// m0, c0, m1, c1, m2, c2, m3, c3, s0, s1, s2, s3, mins]`, `s = shift - 32` and `mins`
+/// the four lower clamps as bytes (channel `g` in byte `g`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quad([u32; QUAD_WORDS]);
+
+impl Quad {
+    /// A `Quad` to fill with [`Quad::set`] or [`Quad::set_channel`].
+    pub(crate) const ZERO: Quad = Quad([0; QUAD_WORDS]);
+
+    /// Fills in four channels' requantisation; `false` if one of them has no form
+    /// here (see the module docs; the `Quad` is then partly written).
+    #[inline(always)]
+    pub(crate) fn set(&mut self, params: &[Rescale]) -> bool {
+        let [p0, p1, p2, p3] = params else {
+            return false;
+        };
+        [p0, p1, p2, p3].into_iter().enumerate().all(|(g, p)| {
+            p.high_word_parts().is_some_and(|[m, _, s, zp, min]| {
+                self.set_channel(g, p.bias, m, (s + 32) as u8, zp as i8, min as i8)
+            })
+        })
+    }
+
+    /// Fills in channel `g` (`< 4`) from its bias and [`crate::ops::requant::Requant`]
+    /// fields; `false` unless `33 <= shift <= 54` and `multiplier >= 0`, which make
+    /// `|c| = |2^(s - 1) + zp * 2^s| < 2^30` (`s = shift - 32`).
+    #[inline(always)]
+    pub(crate) fn set_channel(
+        &mut self,
+        g: usize,
+        bias: i32,
+        multiplier: i32,
+        shift: u8,
+        zero_point: i8,
+        min: i8,
+    ) -> bool {
+        if !(33..=54).contains(&shift) || multiplier < 0 || g >= 4 {
+            return false;
+        }
+        let s = u32::from(shift) - 32;
+        let c = (1i32 << (s - 1)) + (i32::from(zero_point) << s);
+        let q = &mut self.0;
+        q[g] = bias as u32;
+        q[4 + 2 * g] = multiplier as u32;
+        q[5 + 2 * g] = c as u32;
+        q[12 + g] = s;
+        q[16] = (q[16] & !(0xFF << (8 * g))) | (u32::from(min as u8) << (8 * g));
+        true
+    }
+
+    /// The form of four channels' requantisation, `None` if one of them has none.
+    pub(crate) fn new(params: &[Rescale]) -> Option<Quad> {
+        let mut q = Quad::ZERO;
+        q.set(params).then_some(q)
+    }
+
+    /// One pixel's four accumulators (biases included) as four output bytes, in a
+    /// little-endian word: what the assembly computes after its dot products.
+    #[cfg_attr(arm_dsp, allow(dead_code))] // there: the twin's, which only hosts run
+    #[inline(always)]
+    pub(crate) fn apply(&self, acc: [i32; 4]) -> u32 {
+        let q = &self.0;
+        let mut bytes = [0u8; 4];
+        for (g, (b, a)) in bytes.iter_mut().zip(acc).enumerate() {
+            let (m, c) = (q[4 + 2 * g] as i32, q[5 + 2 * g] as i32);
+            // SMMLA: the high word of `c * 2^32 + a * m` (exact in i64: both terms
+            // are below 2^62 in magnitude).
+            let hi = (((i64::from(c) << 32) + i64::from(a) * i64::from(m)) >> 32) as i32;
+            // ASR by register (the shift is 0..=30 by `Quad::new`), SSAT #8, then the
+            // lower clamp as SSUB8 / SEL do it (signed bytes).
+            let v = (hi >> (q[12 + g] & 31)).clamp(-128, 127);
+            let min = i32::from((q[16] >> (8 * g)) as u8 as i8);
+            *b = v.max(min) as u8;
+        }
+        u32::from_le_bytes(bytes)
+    }
+
+    /// The four biases.
+    #[cfg_attr(arm_dsp, allow(dead_code))]
+    fn biases(&self) -> [i32; 4] {
+        core::array::from_fn(|g| self.0[g] as i32)
+    }
+}
+
+/// A block's groups of four channels in the row kernel's form: the first [`Quads::fast`]
+/// of them have one (at most four groups: a block has at most 16 channels); or a block
+/// of one channel as [`row1x4`] takes it, four times in `q[0]` ([`Quads::one`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quads {
+    q: [Quad; 4],
+    n: usize,
+    one: bool,
+}
+
+impl Quads {
+    /// The leading groups of `params` (a block's channels) that have the form.
+    pub(crate) fn new(params: &[Rescale]) -> Quads {
+        let mut quads = Quads {
+            q: [Quad::ZERO; 4],
+            n: 0,
+            one: false,
+        };
+        if let [p] = params {
+            quads.one = quads.q[0].set(&[*p; 4]);
+            return quads;
+        }
+        for (dst, p) in quads.q.iter_mut().zip(params.chunks_exact(4)) {
+            if !dst.set(p) {
+                break;
+            }
+            quads.n += 1;
+        }
+        quads
+    }
+
+    /// A one-channel block's channel four times, if it has the form.
+    pub(crate) fn one(&self) -> Option<&Quad> {
+        self.one.then_some(&self.q[0])
+    }
+
+    /// The groups that have the form, among the whole groups of `channels`.
+    pub(crate) fn fast(&self, channels: usize) -> impl Iterator<Item = &Quad> {
+        self.q.iter().take(self.n.min(channels / 4))
+    }
+}
+
+/// One call of [`row4`]: pixel `j < n` reads input words `col + j * x_step ..` (16 of
+/// them) of both kernel rows `x[0]`, `x[1]`, and the group's interleaved weights `w`
+/// (128 words: word `t` of channel `g` is `w[4 * t + g]`, `t = ky * 16 + k`); its four
+/// output bytes go to `out[o + j * o_step..][..4]`.
+pub(crate) struct Job<'a> {
+    pub x: [&'a [u32]; 2],
+    pub col: usize,
+    pub x_step: usize,
+    pub w: &'a [u32],
+    pub q: &'a Quad,
+    pub o: usize,
+    pub o_step: usize,
+    pub n: usize,
+}
+
+impl Job<'_> {
+    /// Whether every word and byte the job touches lies in its slices and `out`.
+    fn fits(&self, out: usize) -> bool {
+        let Some(last) = self.n.checked_sub(1) else {
+            return false;
+        };
+        let reach = |start: usize, step: usize, len: usize| {
+            last.checked_mul(step)
+                .and_then(|d| d.checked_add(start))
+                .and_then(|d| d.checked_add(len))
+        };
+        let x_end = reach(self.col, self.x_step, SEG);
+        let o_end = reach(self.o, self.o_step, 4);
+        self.w.len() >= GROUP_WORDS
+            && x_end.is_some_and(|e| self.x.iter().all(|x| x.len() >= e))
+            && o_end.is_some_and(|e| out >= e)
+            // The assembly keeps the steps in bytes in 32-bit registers.
+            && self.x_step <= 1 << 20
+            && self.o_step <= 1 << 20
+    }
+}
+
+/// Runs `job` into `out` (the assembly on `cfg(arm_dsp)`, [`row4_model`] elsewhere).
+/// Returns `false`, writing nothing, if the job does not fit its slices.
+#[inline(always)]
+pub(crate) fn row4(job: &Job<'_>, out: &mut [u8]) -> bool {
+    if job.n == 0 {
+        return true;
+    }
+    if !job.fits(out.len()) {
+        debug_assert!(false, "row kernel job out of its slices");
+        return false;
+    }
+    #[cfg(arm_dsp)]
+    asm::run(job, out);
+    #[cfg(not(arm_dsp))]
+    row4_model(job, out);
+    true
+}
+
+/// The portable twin of the assembly: the same sums (`SMLAD` in the same order) and the
+/// same requantisation ([`Quad::apply`]). `job` must fit (`Job::fits`).
+#[cfg_attr(arm_dsp, allow(dead_code))] // there: the assembly runs instead
+pub(crate) fn row4_model(job: &Job<'_>, out: &mut [u8]) {
+    for j in 0..job.n {
+        let mut acc = job.q.biases();
+        let col = job.col + j * job.x_step;
+        for (ky, x) in job.x.iter().enumerate() {
+            for (k, &xw) in x[col..col + SEG].iter().enumerate() {
+                let t = ky * SEG + k;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    *a = smlad_model(job.w[4 * t + g], xw, *a);
+                }
+            }
+        }
+        let o = job.o + j * job.o_step;
+        out[o..o + 4].copy_from_slice(&job.q.apply(acc).to_le_bytes());
+    }
+}
+
+/// One call of [`row1x4`]: pixel `j < 4 * blocks` reads input words `col + 4 * j ..`
+/// of the three kernel rows `x` (pixel `j + kx` for tap `kx`, `HALF1` words each)
+/// against the channel's 3x3 weights `w` (word `k` of tap `(ky, kx)` is
+/// `w[(3 * ky + kx) * 4 + k]`); its output byte goes to `out[o + j]`. The `q`'s four
+/// channels are the one channel four times.
+pub(crate) struct Job1<'a> {
+    pub x: [&'a [u32]; 3],
+    pub col: usize,
+    pub w: &'a [u32],
+    pub q: &'a Quad,
+    pub o: usize,
+    pub blocks: usize,
+}
+
+impl Job1<'_> {
+    /// Whether every word and byte the job touches lies in its slices and `out`.
+    fn fits(&self, out: usize) -> bool {
+        let x_end = self
+            .blocks
+            .checked_mul(16)
+            .and_then(|e| e.checked_add(self.col + 8));
+        let o_end = self
+            .blocks
+            .checked_mul(4)
+            .and_then(|e| e.checked_add(self.o));
+        self.blocks > 0
+            && self.w.len() >= TAPS1_WORDS
+            && x_end.is_some_and(|e| self.x.iter().all(|x| x.len() >= e))
+            && o_end.is_some_and(|e| out >= e)
+    }
+}
+
+/// Runs `job` into `out` (the assembly on `cfg(arm_dsp)`, [`row1x4_model`] elsewhere).
+/// Returns `false`, writing nothing, if the job does not fit its slices.
+#[inline(always)]
+pub(crate) fn row1x4(job: &Job1<'_>, out: &mut [u8]) -> bool {
+    if job.blocks == 0 {
+        return true;
+    }
+    if !job.fits(out.len()) {
+        debug_assert!(false, "row kernel job out of its slices");
+        return false;
+    }
+    #[cfg(arm_dsp)]
+    asm::run1(job, out);
+    #[cfg(not(arm_dsp))]
+    row1x4_model(job, out);
+    true
+}
+
+/// The portable twin of [`row1x4`]'s assembly. `job` must fit (`Job1::fits`).
+#[cfg_attr(arm_dsp, allow(dead_code))] // there: the assembly runs instead
+pub(crate) fn row1x4_model(job: &Job1<'_>, out: &mut [u8]) {
+    for b in 0..job.blocks {
+        let mut acc = job.q.biases();
+        for (d, a) in acc.iter_mut().enumerate() {
+            for (ky, x) in job.x.iter().enumerate() {
+                for kx in 0..3 {
+                    let at = job.col + 16 * b + HALF1 * (d + kx);
+                    let w = &job.w[(3 * ky + kx) * HALF1..][..HALF1];
+                    for (&w, &x) in w.iter().zip(&x[at..at + HALF1]) {
+                        *a = smlad_model(w, x, *a);
+                    }
+                }
+            }
+        }
+        let o = job.o + 4 * b;
+        out[o..o + 4].copy_from_slice(&job.q.apply(acc).to_le_bytes());
+    }
+}
+
+/// One call of [`lin4`]: four consecutive rows of int8 weights, row `g` at
+/// `w[g * n..]`, against `quads` groups of four inputs widened as
+/// `portable::widen_sxtb16` orders them (`xw`, `2 * quads` words); the four output
+/// bytes go to `out[o..o + 4]`. Each row reads `4 * quads` bytes, which may run past
+/// `n` into the next row (the inputs there are zero) but not past `w`.
+pub(crate) struct Lin4<'a> {
+    pub w: &'a [u8],
+    pub n: usize,
+    pub xw: &'a [u32],
+    pub quads: usize,
+    pub q: &'a Quad,
+    pub o: usize,
+}
+
+impl Lin4<'_> {
+    /// Whether every byte and word the job touches lies in its slices and `out`.
+    fn fits(&self, out: usize) -> bool {
+        let w_end = self
+            .n
+            .checked_mul(3)
+            .and_then(|e| e.checked_add(4 * self.quads));
+        self.quads > 0
+            && w_end.is_some_and(|e| self.w.len() >= e)
+            && self.xw.len() >= 2 * self.quads
+            && out >= self.o + 4
+            && self.n <= 1 << 20
+    }
+}
+
+/// Runs `job` into `out` (the assembly on `cfg(arm_dsp)`, [`lin4_model`] elsewhere).
+/// Returns `false`, writing nothing, if the job does not fit its slices.
+#[inline(always)]
+pub(crate) fn lin4(job: &Lin4<'_>, out: &mut [u8]) -> bool {
+    if !job.fits(out.len()) {
+        return false;
+    }
+    #[cfg(arm_dsp)]
+    asm::run_lin4(job, out);
+    #[cfg(not(arm_dsp))]
+    lin4_model(job, out);
+    true
+}
+
+/// The portable twin of [`lin4`]'s assembly. `job` must fit (`Lin4::fits`).
+#[cfg_attr(arm_dsp, allow(dead_code))] // there: the assembly runs instead
+pub(crate) fn lin4_model(job: &Lin4<'_>, out: &mut [u8]) {
+    use super::{sxtb16, sxtb16_ror8};
+    let mut acc = job.q.biases();
+    for (k, x) in job.xw.chunks_exact(2).take(job.quads).enumerate() {
+        for (g, a) in acc.iter_mut().enumerate() {
+            let b = &job.w[g * job.n + 4 * k..][..4];
+            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            *a = smlad_model(sxtb16(v), x[0], *a);
+            *a = smlad_model(sxtb16_ror8(v), x[1], *a);
+        }
+    }
+    out[job.o..job.o + 4].copy_from_slice(&job.q.apply(acc).to_le_bytes());
+}
+
+#[cfg(arm_dsp)]
+mod asm {
+    use super::{GROUP_WORDS, Job, Job1, Lin4, TAPS1_WORDS};
+
+    /// The requantisation of the four accumulators `r0-r3` with the `Quad` whose word 4
+    /// the frame holds at `[sp, #32]` ([`super::Quad::apply`]), packed into `r0`.
+    macro_rules! requant4 {
+        () => {
+            concat!(
+                "ldr r12, [sp, #32]\n",
+                "ldm r12!, {{r4-r11}}\n",
+                "smmla r0, r0, r4, r5\n",
+                "smmla r1, r1, r6, r7\n",
+                "smmla r2, r2, r8, r9\n",
+                "smmla r3, r3, r10, r11\n",
+                "ldm r12, {{r4-r8}}\n",
+                "asr r0, r0, r4\n",
+                "asr r1, r1, r5\n",
+                "asr r2, r2, r6\n",
+                "asr r3, r3, r7\n",
+                "ssat r0, #8, r0\n",
+                "ssat r1, #8, r1\n",
+                "ssat r2, #8, r2\n",
+                "ssat r3, #8, r3\n",
+                "bfi r0, r1, #8, #8\n",
+                "bfi r0, r2, #16, #8\n",
+                "bfi r0, r3, #24, #8\n",
+                "ssub8 r1, r0, r8\n",
+                "sel r0, r0, r8\n",
+            )
+        };
+    }
+
+    /// What the assembly reads, copied to its stack frame: byte offsets as in the
+    /// assembly's comments.
+    #[repr(C)]
+    struct Frame {
+        /// 0: input row 0 at the current pixel.
+        x: *const u32,
+        /// 4: `x[1] - x[0]` in bytes, less the 64 bytes the first row's loop advanced.
+        dx: isize,
+        /// 8: the current pixel's output word.
+        out: *mut u8,
+        /// 12: pixels left.
+        n: usize,
+        /// 16: the four biases (the `Quad`).
+        q: *const u32,
+        /// 20: the group's weights.
+        w: *const u32,
+        /// 24: bytes between pixels' outputs.
+        o_step: usize,
+        /// 28: bytes between pixels' input runs.
+        x_step: usize,
+        /// 32: the `Quad`'s multipliers (word 4).
+        qm: *const u32,
+    }
+
+    /// [`super::row4`] on Cortex-M4. `job` fits `out` (checked by the caller).
+    #[inline(always)]
+    pub(super) fn run(job: &Job<'_>, out: &mut [u8]) {
+        let [x0, x1] = job.x;
+        let frame = Frame {
+            x: x0[job.col..].as_ptr(),
+            dx: (x1.as_ptr() as isize) - (x0.as_ptr() as isize) - 64,
+            out: out[job.o..].as_mut_ptr(),
+            n: job.n,
+            q: job.q.0.as_ptr(),
+            w: job.w[..GROUP_WORDS].as_ptr(),
+            o_step: job.o_step,
+            x_step: 4 * job.x_step,
+            qm: job.q.0[4..].as_ptr(),
+        };
+        // SAFETY: `row4` checked with `Job::fits` that for every pixel `j < n` the 16
+        // input words at `col + j * x_step` of both rows, the 128 weight words and the
+        // four output bytes at `o + j * o_step` lie inside their slices (`u32` slices
+        // are 4-byte aligned for `LDM`; the output word may be unaligned, which `STR`
+        // allows on Cortex-M4). `out` is borrowed mutably, so nothing else sees the
+        // bytes written; the function saves and restores every callee-saved register
+        // and leaves the stack as it found it.
+        #[allow(unsafe_code)]
+        unsafe {
+            row4_asm(&frame);
+        }
+    }
+
+    /// The row kernel: `r0-r3` accumulate four channels, `r4-r7` hold their weight
+    /// words for one input word, `r8-r11` four input words, `r12` and `lr` walk the
+    /// input and the weights. Per pixel: 2 x 4 blocks of (`LDM` of four input words,
+    /// 4 x (`LDM` of four weight words, four `SMLAD`)), then the requantisation of
+    /// [`super::Quad::apply`] and one `STR`.
+    ///
+    /// # Safety
+    ///
+    /// `frame` describes a job that fits its buffers (`Job::fits`), as [`run`] builds it.
+    #[allow(unsafe_code)]
+    #[unsafe(naked)]
+    unsafe extern "C" fn row4_asm(frame: *const Frame) {
+        core::arch::naked_asm!(
+            "push {{r4-r11, lr}}",
+            "sub sp, sp, #44",
+            "ldm r0, {{r1-r9}}",
+            "stm sp, {{r1-r9}}",
+            "2:",
+            "ldr r12, [sp, #16]",
+            "ldm r12, {{r0-r3}}",
+            "ldr r12, [sp, #0]",
+            "ldr lr, [sp, #20]",
+            ".rept 4",
+            "ldm r12!, {{r8-r11}}",
+            ".irp xr, r8, r9, r10, r11",
+            "ldm lr!, {{r4-r7}}",
+            "smlad r0, r4, \\xr, r0",
+            "smlad r1, r5, \\xr, r1",
+            "smlad r2, r6, \\xr, r2",
+            "smlad r3, r7, \\xr, r3",
+            ".endr",
+            ".endr",
+            "ldr r4, [sp, #4]",
+            "add r12, r12, r4",
+            ".rept 4",
+            "ldm r12!, {{r8-r11}}",
+            ".irp xr, r8, r9, r10, r11",
+            "ldm lr!, {{r4-r7}}",
+            "smlad r0, r4, \\xr, r0",
+            "smlad r1, r5, \\xr, r1",
+            "smlad r2, r6, \\xr, r2",
+            "smlad r3, r7, \\xr, r3",
+            ".endr",
+            ".endr",
+            // Requantise: hi(acc * m) + c, >> s, saturate, pack, lower clamp.
+            requant4!(),
+            // Store, step the output and the input, count the pixel.
+            "ldr r12, [sp, #8]",
+            "ldr r4, [sp, #24]",
+            "str r0, [r12]",
+            "add r12, r12, r4",
+            "str r12, [sp, #8]",
+            "ldr r12, [sp, #0]",
+            "ldr r4, [sp, #28]",
+            "add r12, r12, r4",
+            "str r12, [sp, #0]",
+            "ldr r12, [sp, #12]",
+            "subs r12, r12, #1",
+            "str r12, [sp, #12]",
+            "bne 2b",
+            "add sp, sp, #44",
+            "pop {{r4-r11, pc}}",
+        )
+    }
+
+    /// What [`row1x4_asm`] reads, copied to its stack frame (offsets as in [`Frame`]
+    /// where the fields share a meaning).
+    #[repr(C)]
+    struct Frame1 {
+        /// 0: input row 0 at the current block's first pixel.
+        x: *const u32,
+        /// 4: `x[1] - x[0]` in bytes, less the 48 bytes a row's taps advanced.
+        dx1: isize,
+        /// 8: the current block's output word.
+        out: *mut u8,
+        /// 12: blocks left.
+        n: usize,
+        /// 16: the four biases (the `Quad`).
+        q: *const u32,
+        /// 20: the channel's weights.
+        w: *const u32,
+        /// 24: `x[2] - x[1]` in bytes, less 48.
+        dx2: isize,
+        /// 28: unused.
+        pad: usize,
+        /// 32: the `Quad`'s multipliers (word 4).
+        qm: *const u32,
+    }
+
+    /// One kernel row of [`row1x4_asm`]: three taps, each one `LDM` of weights and
+    /// per pixel one `LDM` of input and four `SMLAD`; `r12` ends 48 bytes (three
+    /// pixels) on.
+    macro_rules! taps3 {
+        () => {
+            concat!(
+                ".rept 3\n",
+                "ldm lr!, {{r4-r7}}\n",
+                ".irp acc, r0, r1, r2, r3\n",
+                "ldm r12!, {{r8-r11}}\n",
+                "smlad \\acc, r4, r8, \\acc\n",
+                "smlad \\acc, r5, r9, \\acc\n",
+                "smlad \\acc, r6, r10, \\acc\n",
+                "smlad \\acc, r7, r11, \\acc\n",
+                ".endr\n",
+                "sub r12, r12, #48\n",
+                ".endr\n",
+            )
+        };
+    }
+
+    /// [`super::row1x4`] on Cortex-M4. `job` fits `out` (checked by the caller).
+    #[inline(always)]
+    pub(super) fn run1(job: &Job1<'_>, out: &mut [u8]) {
+        let [x0, x1, x2] = job.x;
+        let frame = Frame1 {
+            x: x0[job.col..].as_ptr(),
+            dx1: (x1.as_ptr() as isize) - (x0.as_ptr() as isize) - 48,
+            out: out[job.o..].as_mut_ptr(),
+            n: job.blocks,
+            q: job.q.0.as_ptr(),
+            w: job.w[..TAPS1_WORDS].as_ptr(),
+            dx2: (x2.as_ptr() as isize) - (x1.as_ptr() as isize) - 48,
+            pad: 0,
+            qm: job.q.0[4..].as_ptr(),
+        };
+        // SAFETY: `row1x4` checked with `Job1::fits` that for every block `b` the input
+        // words up to `col + 16 * b + 24` of the three rows, the 36 weight words and the
+        // four output bytes at `o + 4 * b` lie inside their slices (`u32` slices are
+        // 4-byte aligned for `LDM`; the output word may be unaligned, which `STR`
+        // allows on Cortex-M4). `out` is borrowed mutably; the function saves and
+        // restores every callee-saved register and leaves the stack as it found it.
+        #[allow(unsafe_code)]
+        unsafe {
+            row1x4_asm(&frame);
+        }
+    }
+
+    /// The one-channel row kernel: `r0-r3` accumulate four pixels, `r4-r7` hold one
+    /// tap's weight words, `r8-r11` one pixel's input words, `r12` and `lr` walk the
+    /// input and the weights. Per block of four pixels: per tap one `LDM` of weights,
+    /// then per pixel one `LDM` of input and four `SMLAD`; then the requantisation of
+    /// [`super::Quad::apply`] and one `STR` of the four bytes.
+    ///
+    /// # Safety
+    ///
+    /// `frame` describes a job that fits its buffers (`Job1::fits`), as [`run1`] builds
+    /// it.
+    #[allow(unsafe_code)]
+    #[unsafe(naked)]
+    unsafe extern "C" fn row1x4_asm(frame: *const Frame1) {
+        core::arch::naked_asm!(
+            "push {{r4-r11, lr}}",
+            "sub sp, sp, #44",
+            "ldm r0, {{r1-r9}}",
+            "stm sp, {{r1-r9}}",
+            "2:",
+            "ldr r12, [sp, #16]",
+            "ldm r12, {{r0-r3}}",
+            "ldr lr, [sp, #20]",
+            "ldr r12, [sp, #0]",
+            taps3!(),
+            "ldr r4, [sp, #4]",
+            "add r12, r12, r4",
+            taps3!(),
+            "ldr r4, [sp, #24]",
+            "add r12, r12, r4",
+            taps3!(),
+            requant4!(),
+            "ldr r12, [sp, #8]",
+            "str r0, [r12], #4",
+            "str r12, [sp, #8]",
+            "ldr r12, [sp, #0]",
+            "add r12, r12, #64",
+            "str r12, [sp, #0]",
+            "ldr r12, [sp, #12]",
+            "subs r12, r12, #1",
+            "str r12, [sp, #12]",
+            "bne 2b",
+            "add sp, sp, #44",
+            "pop {{r4-r11, pc}}",
+        )
+    }
+
+    /// What [`lin4_asm`] reads, copied to its stack frame.
+    #[repr(C)]
+    struct FrameLin {
+        /// 0: row 0 of the weights.
+        w: *const u8,
+        /// 4: `n - 4`: row 1's word from row 0's after the post-increment.
+        n1: usize,
+        /// 8: the output word.
+        out: *mut u8,
+        /// 12: groups of four inputs.
+        quads: usize,
+        /// 16: the four biases (the `Quad`).
+        q: *const u32,
+        /// 20: the widened inputs.
+        xw: *const u32,
+        /// 24: `2n - 4`.
+        n2: usize,
+        /// 28: `3n - 4`.
+        n3: usize,
+        /// 32: the `Quad`'s multipliers (word 4).
+        qm: *const u32,
+    }
+
+    /// [`super::lin4`] on Cortex-M4. `job` fits `out` (checked by the caller).
+    #[inline(always)]
+    pub(super) fn run_lin4(job: &Lin4<'_>, out: &mut [u8]) {
+        let frame = FrameLin {
+            w: job.w.as_ptr(),
+            n1: job.n - 4,
+            out: out[job.o..].as_mut_ptr(),
+            quads: job.quads,
+            q: job.q.0.as_ptr(),
+            xw: job.xw[..2 * job.quads].as_ptr(),
+            n2: 2 * job.n - 4,
+            n3: 3 * job.n - 4,
+            qm: job.q.0[4..].as_ptr(),
+        };
+        // SAFETY: `lin4` checked with `Lin4::fits` that the `4 * quads` bytes of each
+        // of the four rows (`w[g * n..]`, word loads, which Cortex-M4 allows unaligned),
+        // the `2 * quads` input words (a `u32` slice, aligned for `LDRD`) and the four
+        // output bytes lie inside their slices (`n >= 1`, so `n - 4` etc. may wrap:
+        // they are only added to the row pointer, giving the addresses above). `out` is
+        // borrowed mutably; the function saves and restores every callee-saved register
+        // and leaves the stack as it found it.
+        #[allow(unsafe_code)]
+        unsafe {
+            lin4_asm(&frame);
+        }
+    }
+
+    /// The linear layer's kernel: `r0-r3` accumulate four outputs; per four inputs one
+    /// `LDRD` of widened inputs (`r4`, `r5`) and per row one word of weights (`r6`),
+    /// taken apart by two `SXTB16` (`r7`) into two `SMLAD`. `r8` walks row 0 (rows 1-3
+    /// by register offsets `r9-r11`), `r12` the inputs, `lr` counts. Then the
+    /// requantisation of [`super::Quad::apply`] and one `STR`.
+    ///
+    /// # Safety
+    ///
+    /// `frame` describes a job that fits its buffers (`Lin4::fits`), as [`run_lin4`]
+    /// builds it.
+    #[allow(unsafe_code)]
+    #[unsafe(naked)]
+    unsafe extern "C" fn lin4_asm(frame: *const FrameLin) {
+        core::arch::naked_asm!(
+            "push {{r4-r11, lr}}",
+            "sub sp, sp, #44",
+            "ldm r0, {{r1-r9}}",
+            "stm sp, {{r1-r9}}",
+            "ldr r12, [sp, #16]",
+            "ldm r12, {{r0-r3}}",
+            "ldr r8, [sp, #0]",
+            "ldr r9, [sp, #4]",
+            "ldr r10, [sp, #24]",
+            "ldr r11, [sp, #28]",
+            "ldr r12, [sp, #20]",
+            "ldr lr, [sp, #12]",
+            "2:",
+            "ldrd r4, r5, [r12], #8",
+            "ldr r6, [r8], #4",
+            "sxtb16 r7, r6",
+            "smlad r0, r7, r4, r0",
+            "sxtb16 r7, r6, ror #8",
+            "smlad r0, r7, r5, r0",
+            "ldr r6, [r8, r9]",
+            "sxtb16 r7, r6",
+            "smlad r1, r7, r4, r1",
+            "sxtb16 r7, r6, ror #8",
+            "smlad r1, r7, r5, r1",
+            "ldr r6, [r8, r10]",
+            "sxtb16 r7, r6",
+            "smlad r2, r7, r4, r2",
+            "sxtb16 r7, r6, ror #8",
+            "smlad r2, r7, r5, r2",
+            "ldr r6, [r8, r11]",
+            "sxtb16 r7, r6",
+            "smlad r3, r7, r4, r3",
+            "sxtb16 r7, r6, ror #8",
+            "smlad r3, r7, r5, r3",
+            "subs lr, lr, #1",
+            "bne 2b",
+            requant4!(),
+            "ldr r12, [sp, #8]",
+            "str r0, [r12]",
+            "add sp, sp, #44",
+            "pop {{r4-r11, pc}}",
+        )
+    }
+}
