@@ -76,6 +76,7 @@ pub fn kernel_self_test(seed: u64, cases: u32) -> u32 {
             bad += u32::from(!row_kernel_case(&mut next));
             bad += u32::from(!row1x4_case(&mut next));
             bad += u32::from(!lin4_case(&mut next));
+            bad += u32::from(!merge_case(&mut next));
         }
     }
     bad
@@ -147,6 +148,28 @@ fn row1x4_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
         want[o + j] = p.apply(p.bias.wrapping_add(sum));
     }
     got == want
+}
+
+/// One random case of the Arm DSP kernel's weight merge (`SXTB16` / `SADD16`; the
+/// driver's merge for other layers) against the driver's plain merge, for four
+/// channels of 16 inputs and a random phase; also `SADD16` alone against its model.
+#[cfg(arm_dsp_kernel)]
+#[inline(never)]
+fn merge_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
+    use super::conv::phase::{PhaseKernel, merge};
+    use super::isa::arm_dsp::ArmDsp;
+    use super::isa::portable::sadd16_model;
+    let (a, b) = (next(1 << 32) as u32, next(1 << 32) as u32);
+    let sadd_ok = super::isa::sadd16(a, b) == sadd16_model(a, b);
+    let mut w = [0u8; 4 * 9 * 16];
+    for v in w.iter_mut() {
+        *v = next(256) as u8;
+    }
+    let phase = Some((next(2), next(2)));
+    let (mut got, mut want) = ([0u32; 4 * 32], [0u32; 4 * 32]);
+    ArmDsp::merge::<16>(&w, 16, phase, &mut got);
+    merge::<0>(ArmDsp::GROUP, &w, 16, phase, &mut want);
+    sadd_ok && got == want
 }
 
 /// One random case of the linear layer's four-output kernel (`isa::arm_row::lin4`)

@@ -20,6 +20,8 @@ use super::padded;
 use super::portable;
 #[cfg(arm_dsp)]
 use super::portable::mac4;
+#[cfg(not(arm_dsp))]
+use super::{sadd16, sxtb16, sxtb16_ror8};
 use crate::ops::conv::phase::{PhaseKernel, Row};
 use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
@@ -42,6 +44,19 @@ impl PhaseKernel for ArmDsp {
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
         Pairs::widen(src, dst);
+    }
+
+    /// [`merge4`] where it applies, else the driver's merge.
+    #[inline(always)]
+    fn merge<const C: usize>(
+        weights: &[u8],
+        c: usize,
+        phase: Option<(usize, usize)>,
+        dst: &mut [u32],
+    ) {
+        if !merge4(weights, c, phase, dst) {
+            crate::ops::conv::phase::merge::<0>(Self::GROUP, weights, c, phase, dst);
+        }
     }
 
     #[inline(always)]
@@ -136,6 +151,119 @@ impl PhaseKernel for ArmDsp {
     }
 }
 
+/// The driver's weight merge (`conv::phase::merge`, groups of four channels
+/// interleaved) for a 2x2 phase of a channel count that is a multiple of four: four
+/// input channels of a tap per word load, widened by two `SXTB16` into two packed
+/// pairs, and the taps summed two halves at a time by `SADD16` (the sums of at most four
+/// int8 fit `i16`). Only for 16 input channels (the lengths are then constants, and the
+/// loops free of bounds checks). Returns `false`, writing nothing, for other layers.
+#[inline(always)]
+fn merge4(weights: &[u8], c: usize, phase: Option<(usize, usize)>, dst: &mut [u32]) -> bool {
+    match (phase, c) {
+        (Some(phase), MERGE4_C) => merge4_c(weights, phase, dst),
+        _ => false,
+    }
+}
+
+/// The input channel count [`merge4`] takes.
+const MERGE4_C: usize = 16;
+
+/// [`merge4`] for [`MERGE4_C`] input channels.
+#[inline(never)] // once per block and phase
+fn merge4_c(weights: &[u8], (py, px): (usize, usize), dst: &mut [u32]) -> bool {
+    let c = MERGE4_C;
+    let half = c / 2;
+    let fan = 4 * half;
+    let n = weights.len() / (9 * c);
+    if dst.len() < n * fan {
+        return false;
+    }
+    let whole = n - n % 4;
+    for (ch, w) in weights.chunks_exact(9 * c).enumerate() {
+        // Word `t` of channel `ch` is `dst[base + stride * t]` (as `merge`).
+        let (base, stride) = if ch < whole {
+            ((ch - ch % 4) * fan + ch % 4, 4)
+        } else {
+            (ch * fan, 1)
+        };
+        let Ok(w) = <&[u8; 9 * MERGE4_C]>::try_from(w) else {
+            return false;
+        };
+        for q in 0..c / 4 {
+            let t = taps9(w, 4 * q);
+            for (t, v) in phase4(&t, py, px).into_iter().enumerate() {
+                let i = base + stride * (t * half + 2 * q);
+                dst[i] = v[0];
+                dst[i + stride] = v[1];
+            }
+        }
+    }
+    true
+}
+
+/// Bytes `at..at + 4` of `w` as two packed pairs (`SXTB16` twice, re-paired).
+#[inline(always)]
+fn widen4<const N: usize>(w: &[u8; N], at: usize) -> [u32; 2] {
+    let b: [u8; 4] = w
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 4]);
+    let v = u32::from_le_bytes(b);
+    let (even, odd) = (sxtb16(v), sxtb16_ror8(v));
+    [
+        (even & 0xFFFF) | (odd << 16),
+        (odd & 0xFFFF_0000) | (even >> 16),
+    ]
+}
+
+/// Input channels `at..at + 4` of the nine taps of one output channel's weights `w`
+/// (`[ky][kx][MERGE4_C]`), as two packed pairs each.
+#[inline(always)]
+fn taps9(w: &[u8; 9 * MERGE4_C], at: usize) -> [[u32; 2]; 9] {
+    let c = MERGE4_C;
+    [
+        widen4(w, at),
+        widen4(w, c + at),
+        widen4(w, 2 * c + at),
+        widen4(w, 3 * c + at),
+        widen4(w, 4 * c + at),
+        widen4(w, 5 * c + at),
+        widen4(w, 6 * c + at),
+        widen4(w, 7 * c + at),
+        widen4(w, 8 * c + at),
+    ]
+}
+
+/// Two packed pairs added half by half.
+#[inline(always)]
+fn add2(a: [u32; 2], b: [u32; 2]) -> [u32; 2] {
+    [sadd16(a[0], b[0]), sadd16(a[1], b[1])]
+}
+
+/// The four merged taps `[ky'][kx']` of phase `(py, px)` from the nine taps `t`
+/// (`[ky][kx]`): rows merged as the driver's `MERGED[py]`, then columns as
+/// `MERGED[px]` (`0: {0}, {1, 2}`; `1: {0, 1}, {2}`).
+#[inline(always)]
+fn phase4(t: &[[u32; 2]; 9], py: usize, px: usize) -> [[u32; 2]; 4] {
+    let sum3 = |a: usize, b: usize| {
+        [
+            add2(t[a], t[b]),
+            add2(t[a + 1], t[b + 1]),
+            add2(t[a + 2], t[b + 2]),
+        ]
+    };
+    let [s0, s1] = if py == 0 {
+        [[t[0], t[1], t[2]], sum3(3, 6)]
+    } else {
+        [sum3(0, 3), [t[6], t[7], t[8]]]
+    };
+    if px == 0 {
+        [s0[0], add2(s0[1], s0[2]), s1[0], add2(s1[1], s1[2])]
+    } else {
+        [add2(s0[0], s0[1]), s0[2], add2(s1[0], s1[1]), s1[2]]
+    }
+}
+
 /// [`Pairs::row`] with the channel count read at run time, out of line: one copy per
 /// kernel side for every channel count, as it is rarely the hot path (flash).
 #[inline(never)]
@@ -217,6 +345,28 @@ pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
             b = in(reg) b,
             acc = in(reg) acc,
             options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+#[cfg(arm_dsp)]
+/// The halves of `a` and `b` added as two `i16` (wrapping): one `SADD16` instruction.
+#[cfg(arm_dsp)]
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) fn sadd16(a: u32, b: u32) -> u32 {
+    let out: u32;
+    // SAFETY: `sadd16` reads two registers and writes one (and the GE flags in APSR,
+    // which nothing here reads: declared clobbered by not preserving flags); no memory,
+    // no stack. `cfg(arm_dsp)` is set only for thumbv7em targets, which implement it.
+    unsafe {
+        core::arch::asm!(
+            "sadd16 {out}, {a}, {b}",
+            out = lateout(reg) out,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack),
         );
     }
     out
