@@ -77,6 +77,10 @@ pub fn kernel_self_test(seed: u64, cases: u32) -> u32 {
             bad += u32::from(!row1x4_case(&mut next));
             bad += u32::from(!lin4_case(&mut next));
             bad += u32::from(!merge_case(&mut next));
+            #[cfg(arm_dsp)]
+            {
+                bad += u32::from(!widen_case(&mut next));
+            }
         }
     }
     bad
@@ -170,6 +174,23 @@ fn merge_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
     ArmDsp::merge::<16>(&w, 16, phase, &mut got);
     merge::<0>(ArmDsp::GROUP, &w, 16, phase, &mut want);
     sadd_ok && got == want
+}
+
+/// One random case of the ring rows' widening (`arm_dsp::widen`, whose groups of 16
+/// bytes are assembly) against `portable::widen`, from an unaligned start.
+#[cfg(arm_dsp)]
+#[inline(never)]
+fn widen_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
+    let mut bytes = [0u8; 4 + 80];
+    for b in bytes.iter_mut() {
+        *b = next(256) as u8;
+    }
+    let (start, words) = (next(4), next(41));
+    let src = &bytes[start..start + 2 * words];
+    let (mut got, mut want) = ([0u32; 40], [0u32; 40]);
+    super::isa::arm_dsp::widen(src, &mut got[..words]);
+    super::isa::portable::widen(src, &mut want[..words]);
+    got == want
 }
 
 /// One random case of the linear layer's four-output kernel (`isa::arm_row::lin4`)

@@ -15,7 +15,7 @@
 //! the portable twins in place of the assembly, so that the host tests run its data
 //! layouts and control flow through `ops::seams`.
 
-use super::arm_row::{self, Job, Job1, Quads};
+use super::arm_row::{self, Job, Job1, Quad};
 use super::padded;
 use super::portable;
 #[cfg(arm_dsp)]
@@ -34,12 +34,10 @@ pub(crate) struct ArmDsp;
 
 impl PhaseKernel for ArmDsp {
     const ID: Kernel = Kernel::ArmDsp;
-    type Block = Quads;
+    type Block = ();
 
     #[inline(always)]
-    fn block(params: &[Rescale]) -> Quads {
-        Quads::new(params)
-    }
+    fn block(_: &[Rescale]) {}
 
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
@@ -83,7 +81,8 @@ impl PhaseKernel for ArmDsp {
     }
 
     /// The leading groups of four channels that [`arm_row::row4`] takes (2x2 phases of
-    /// 16 input channels, requantisation in its form: [`Quads`]) run through it, a
+    /// 16 input channels, requantisation in its form: [`Quad`], built here for each
+    /// group, which is cheaper than keeping a block's forms) run through it, a
     /// one-channel layer's row of a plain 3x3 convolution of 8 input channels through
     /// [`arm_row::row1x4`]; the rest through [`Pairs`]' loops.
     #[inline(always)]
@@ -91,7 +90,7 @@ impl PhaseKernel for ArmDsp {
         x: &[&[u32]; K],
         wm: &[u32],
         params: &[Rescale],
-        block: &Quads,
+        _block: &(),
         at: &Row,
         out: &mut [u8],
     ) {
@@ -99,14 +98,18 @@ impl PhaseKernel for ArmDsp {
         let half = padded(c) / 2;
         let fan = K * K * half;
         let mut done = 0;
+        let mut q = Quad::ZERO;
         if let ([x0, x1], true) = (x.as_slice(), half == arm_row::HALF) {
-            for q in block.fast(params.len()) {
+            for p4 in params.chunks_exact(4) {
+                if !q.set(p4) {
+                    break;
+                }
                 let job = Job {
                     x: [x0, x1],
                     col: at.px * half,
                     x_step: half,
                     w: wm.get(done * fan..).unwrap_or(&[]),
-                    q,
+                    q: &q,
                     o: at.px * at.out_ch + at.first + done,
                     o_step: at.stride * at.out_ch,
                     n: at.w,
@@ -118,13 +121,15 @@ impl PhaseKernel for ArmDsp {
             }
         }
         let plain3x3 = half == arm_row::HALF1 && at.out_ch == 1 && at.stride == 1;
-        if let ([x0, x1, x2], Some(q), [p], true) = (x.as_slice(), block.one(), params, plain3x3) {
+        if let ([x0, x1, x2], [p], true) = (x.as_slice(), params, plain3x3)
+            && q.set(&[*p; 4])
+        {
             let blocks = at.w / 4;
             let job = Job1 {
                 x: [x0, x1, x2],
                 col: at.px * half,
                 w: wm,
-                q,
+                q: &q,
                 o: at.px + at.first,
                 blocks,
             };
@@ -411,9 +416,14 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
 
 #[cfg(arm_dsp)]
 /// [`portable::widen`] with four bytes per word load and two `SXTB16`: bytes 0, 2 and
-/// 1, 3, re-paired by `PKHBT` / `PKHTB` (which LLVM forms from these masks).
+/// 1, 3, re-paired by `PKHBT` / `PKHTB` (which LLVM forms from these masks). Whole
+/// groups of 16 bytes go through [`arm_row::widen16`] (eight words per `STM`).
 #[inline(always)]
 pub(crate) fn widen(src: &[u8], dst: &mut [u32]) {
+    let n16 = (src.len() / 16).min(dst.len() / 8);
+    let (src16, src) = src.split_at(16 * n16);
+    let (dst16, dst) = dst.split_at_mut(8 * n16);
+    arm_row::widen16(src16, dst16);
     let mut d4 = dst.chunks_exact_mut(2);
     let mut s4 = src.chunks_exact(4);
     for (d, s) in (&mut d4).zip(&mut s4) {

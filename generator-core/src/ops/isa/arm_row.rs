@@ -24,8 +24,8 @@
 //! `(hi(acc * m) + c) >> (shift - 32)` with `c = round_hi + zp * 2^(shift - 32)`, because
 //! the added term is a multiple of the divisor; `SMMLA` gives `hi(acc * m) + c` in one
 //! instruction. It is exact while `|c| < 2^30` (then `|hi + c| < 2^31`, as
-//! `|hi| <= 2^30`). Channels outside that form (shift below 33 or `|c|` too large)
-//! keep the pair loops ([`Quads::new`] stops at their group).
+//! `|hi| <= 2^30`). Channels outside that form (shift outside 33..=54, which bounds
+//! `|c|`) keep the pair loops ([`Quad::set`] refuses their group).
 
 use super::portable::smlad_model;
 use crate::ops::requant::Rescale;
@@ -60,11 +60,20 @@ impl Quad {
         let [p0, p1, p2, p3] = params else {
             return false;
         };
-        [p0, p1, p2, p3].into_iter().enumerate().all(|(g, p)| {
-            p.high_word_parts().is_some_and(|[m, _, s, zp, min]| {
-                self.set_channel(g, p.bias, m, (s + 32) as u8, zp as i8, min as i8)
-            })
-        })
+        let q = &mut self.0;
+        let mut mins = 0;
+        for (g, p) in [p0, p1, p2, p3].into_iter().enumerate() {
+            let Some((m, c, s, min)) = p.smmla_form() else {
+                return false;
+            };
+            q[g] = p.bias as u32;
+            q[4 + 2 * g] = m as u32;
+            q[5 + 2 * g] = c as u32;
+            q[12 + g] = s;
+            mins |= u32::from(min as u8) << (8 * g);
+        }
+        q[16] = mins;
+        true
     }
 
     /// Fills in channel `g` (`< 4`) from its bias and [`crate::ops::requant::Requant`]
@@ -125,48 +134,6 @@ impl Quad {
     #[cfg_attr(arm_dsp, allow(dead_code))]
     fn biases(&self) -> [i32; 4] {
         core::array::from_fn(|g| self.0[g] as i32)
-    }
-}
-
-/// A block's groups of four channels in the row kernel's form: the first [`Quads::fast`]
-/// of them have one (at most four groups: a block has at most 16 channels); or a block
-/// of one channel as [`row1x4`] takes it, four times in `q[0]` ([`Quads::one`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Quads {
-    q: [Quad; 4],
-    n: usize,
-    one: bool,
-}
-
-impl Quads {
-    /// The leading groups of `params` (a block's channels) that have the form.
-    pub(crate) fn new(params: &[Rescale]) -> Quads {
-        let mut quads = Quads {
-            q: [Quad::ZERO; 4],
-            n: 0,
-            one: false,
-        };
-        if let [p] = params {
-            quads.one = quads.q[0].set(&[*p; 4]);
-            return quads;
-        }
-        for (dst, p) in quads.q.iter_mut().zip(params.chunks_exact(4)) {
-            if !dst.set(p) {
-                break;
-            }
-            quads.n += 1;
-        }
-        quads
-    }
-
-    /// A one-channel block's channel four times, if it has the form.
-    pub(crate) fn one(&self) -> Option<&Quad> {
-        self.one.then_some(&self.q[0])
-    }
-
-    /// The groups that have the form, among the whole groups of `channels`.
-    pub(crate) fn fast(&self, channels: usize) -> impl Iterator<Item = &Quad> {
-        self.q.iter().take(self.n.min(channels / 4))
     }
 }
 
@@ -373,6 +340,27 @@ pub(crate) fn lin4_model(job: &Lin4<'_>, out: &mut [u8]) {
         }
     }
     out[job.o..job.o + 4].copy_from_slice(&job.q.apply(acc).to_le_bytes());
+}
+
+/// `portable::widen` of `src` (`16 * n` bytes) into `dst` (`8 * n` words) on
+/// Cortex-M4: per 16 bytes four word loads (unaligned allowed), eight `SXTB16`, eight
+/// `PKHBT` / `PKHTB` and one `STM` of eight words (23 instructions, against 32 for
+/// LLVM's loop). Does nothing if the lengths disagree.
+#[cfg(arm_dsp)]
+#[inline(always)]
+pub(crate) fn widen16(src: &[u8], dst: &mut [u32]) {
+    let n = src.len() / 16;
+    if n == 0 || src.len() != 16 * n || dst.len() != 8 * n {
+        return;
+    }
+    // SAFETY: `n >= 1` iterations read `16 * n` bytes of `src` (word loads, which
+    // Cortex-M4 allows unaligned) and write `8 * n` words of `dst` (a `u32` slice,
+    // aligned for `STM`), exactly the slices' lengths (checked above); `dst` is borrowed
+    // mutably. The function saves and restores every callee-saved register.
+    #[allow(unsafe_code)]
+    unsafe {
+        asm::widen16_asm(src.as_ptr(), dst.as_mut_ptr(), n);
+    }
 }
 
 #[cfg(arm_dsp)]
@@ -747,6 +735,47 @@ mod asm {
             "ldr r12, [sp, #8]",
             "str r0, [r12]",
             "add sp, sp, #44",
+            "pop {{r4-r11, pc}}",
+        )
+    }
+
+    /// Four bytes at `[r0]` (post-incremented) as two packed pairs into `$lo`, `$hi`,
+    /// through `r3`, `r12`, `lr`.
+    macro_rules! widen_word {
+        ($lo:literal, $hi:literal) => {
+            concat!(
+                "ldr r3, [r0], #4\n",
+                "sxtb16 r12, r3\n",
+                "sxtb16 lr, r3, ror #8\n",
+                "pkhbt ",
+                $lo,
+                ", r12, lr, lsl #16\n",
+                "pkhtb ",
+                $hi,
+                ", lr, r12, asr #16\n",
+            )
+        };
+    }
+
+    /// [`super::widen16`]: `r0` the bytes, `r1` the words, `r2` groups of 16 bytes
+    /// (at least one).
+    ///
+    /// # Safety
+    ///
+    /// `src` holds `16 * n` bytes and `dst` `8 * n` aligned words, `n >= 1`.
+    #[allow(unsafe_code)]
+    #[unsafe(naked)]
+    pub(super) unsafe extern "C" fn widen16_asm(src: *const u8, dst: *mut u32, n: usize) {
+        core::arch::naked_asm!(
+            "push {{r4-r11, lr}}",
+            "2:",
+            widen_word!("r4", "r5"),
+            widen_word!("r6", "r7"),
+            widen_word!("r8", "r9"),
+            widen_word!("r10", "r11"),
+            "stm r1!, {{r4-r11}}",
+            "subs r2, r2, #1",
+            "bne 2b",
             "pop {{r4-r11, pc}}",
         )
     }
