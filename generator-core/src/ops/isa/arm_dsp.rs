@@ -98,12 +98,11 @@ impl PhaseKernel for ArmDsp {
         let half = padded(c) / 2;
         let fan = K * K * half;
         let mut done = 0;
-        let mut q = Quad::ZERO;
         if let ([x0, x1], true) = (x.as_slice(), half == arm_row::HALF) {
             for p4 in params.chunks_exact(4) {
-                if !q.set(p4) {
+                let Some(q) = Quad::new(p4) else {
                     break;
-                }
+                };
                 let job = Job {
                     x: [x0, x1],
                     col: at.px * half,
@@ -122,7 +121,7 @@ impl PhaseKernel for ArmDsp {
         }
         let plain3x3 = half == arm_row::HALF1 && at.out_ch == 1 && at.stride == 1;
         if let ([x0, x1, x2], [p], true) = (x.as_slice(), params, plain3x3)
-            && q.set(&[*p; 4])
+            && let Some(q) = Quad::new(&[*p; 4])
         {
             let blocks = at.w / 4;
             let job = Job1 {

@@ -25,7 +25,7 @@
 //! the added term is a multiple of the divisor; `SMMLA` gives `hi(acc * m) + c` in one
 //! instruction. It is exact while `|c| < 2^30` (then `|hi + c| < 2^31`, as
 //! `|hi| <= 2^30`). Channels outside that form (shift outside 33..=54, which bounds
-//! `|c|`) keep the pair loops ([`Quad::set`] refuses their group).
+//! `|c|`) keep the pair loops ([`Quad::new`] refuses their group).
 
 use super::portable::smlad_model;
 use crate::ops::requant::Rescale;
@@ -50,30 +50,45 @@ const QUAD_WORDS: usize = 17;
 pub(crate) struct Quad([u32; QUAD_WORDS]);
 
 impl Quad {
-    /// A `Quad` to fill with [`Quad::set`] or [`Quad::set_channel`].
+    /// A `Quad` to fill with [`Quad::set_channel`].
     pub(crate) const ZERO: Quad = Quad([0; QUAD_WORDS]);
 
-    /// Fills in four channels' requantisation; `false` if one of them has no form
-    /// here (see the module docs; the `Quad` is then partly written).
+    /// Four channels' requantisation in this form, `None` if one of them has none (see
+    /// the module docs). Every word is computed, none zeroed first.
     #[inline(always)]
-    pub(crate) fn set(&mut self, params: &[Rescale]) -> bool {
+    pub(crate) fn new(params: &[Rescale]) -> Option<Quad> {
         let [p0, p1, p2, p3] = params else {
-            return false;
+            return None;
         };
-        let q = &mut self.0;
-        let mut mins = 0;
-        for (g, p) in [p0, p1, p2, p3].into_iter().enumerate() {
-            let Some((m, c, s, min)) = p.smmla_form() else {
-                return false;
-            };
-            q[g] = p.bias as u32;
-            q[4 + 2 * g] = m as u32;
-            q[5 + 2 * g] = c as u32;
-            q[12 + g] = s;
-            mins |= u32::from(min as u8) << (8 * g);
-        }
-        q[16] = mins;
-        true
+        let (b, [f0, f1, f2, f3]) = (
+            [p0.bias, p1.bias, p2.bias, p3.bias].map(|b| b as u32),
+            [
+                p0.smmla_form()?,
+                p1.smmla_form()?,
+                p2.smmla_form()?,
+                p3.smmla_form()?,
+            ],
+        );
+        let min = |f: (i32, i32, u32, i8), g: u32| u32::from(f.3 as u8) << (8 * g);
+        Some(Quad([
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            f0.0 as u32,
+            f0.1 as u32,
+            f1.0 as u32,
+            f1.1 as u32,
+            f2.0 as u32,
+            f2.1 as u32,
+            f3.0 as u32,
+            f3.1 as u32,
+            f0.2,
+            f1.2,
+            f2.2,
+            f3.2,
+            min(f0, 0) | min(f1, 1) | min(f2, 2) | min(f3, 3),
+        ]))
     }
 
     /// Fills in channel `g` (`< 4`) from its bias and [`crate::ops::requant::Requant`]
@@ -103,12 +118,6 @@ impl Quad {
         true
     }
 
-    /// The form of four channels' requantisation, `None` if one of them has none.
-    pub(crate) fn new(params: &[Rescale]) -> Option<Quad> {
-        let mut q = Quad::ZERO;
-        q.set(params).then_some(q)
-    }
-
     /// One pixel's four accumulators (biases included) as four output bytes, in a
     /// little-endian word: what the assembly computes after its dot products.
     #[cfg_attr(arm_dsp, allow(dead_code))] // there: the twin's, which only hosts run
@@ -121,7 +130,7 @@ impl Quad {
             // SMMLA: the high word of `c * 2^32 + a * m` (exact in i64: both terms
             // are below 2^62 in magnitude).
             let hi = (((i64::from(c) << 32) + i64::from(a) * i64::from(m)) >> 32) as i32;
-            // ASR by register (the shift is 0..=30 by `Quad::new`), SSAT #8, then the
+            // ASR by register (the shift is 1..=22 by `Quad::new`), SSAT #8, then the
             // lower clamp as SSUB8 / SEL do it (signed bytes).
             let v = (hi >> (q[12 + g] & 31)).clamp(-128, 127);
             let min = i32::from((q[16] >> (8 * g)) as u8 as i8);
