@@ -58,7 +58,7 @@ mod sxtb16 {
     #[cfg(arm_dsp)]
     use crate::ops::isa::arm_dsp::dot2_i8_sxtb16;
     #[cfg(arm_dsp_kernel)]
-    use crate::ops::isa::arm_row::{Lin4, Quad, lin4};
+    use crate::ops::isa::arm_row::{LinRows, lin_rows};
     #[cfg(not(arm_dsp))]
     use crate::ops::isa::portable::dot2_i8_sxtb16;
     use crate::ops::isa::portable::{dot_i8_sxtb16, widen_sxtb16};
@@ -69,8 +69,9 @@ mod sxtb16 {
     /// the input is widened once into the order [`widen_sxtb16`] gives, then each output
     /// takes four int8 weights per word load, two outputs per pass sharing the input
     /// loads. Before that, where the whole-row kernels are built (`cfg(arm_dsp_kernel)`),
-    /// four outputs per pass go through [`lin4`] (the input padded with zeros to whole
-    /// groups of four) while their requantisation has its form and their rows fit.
+    /// the whole groups of four outputs whose rows fit go through [`lin_rows`] (the input
+    /// padded with zeros to whole groups of four) if every output's requantisation has
+    /// its form.
     /// Returns `false`, writing nothing, if the input is longer than
     /// [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
     #[inline(never)] // its stack buffer stays off the convolutions' call paths
@@ -107,30 +108,25 @@ mod sxtb16 {
             padded[..n].copy_from_slice(input);
             let mut wide4 = [0u32; LINEAR_MAX_INPUTS / 2];
             let words4 = widen_sxtb16(&padded[..4 * quads], &mut wide4);
-            let min = if p.relu { p.out_zero_point } else { i8::MIN };
-            let mut q = Quad::ZERO;
-            while o + 4 <= output.len() {
-                let fits = (0..4).all(|g| {
-                    let (m, shift) = (word(p.multiplier, o + g), p.shift.get(o + g));
-                    let bias = word(p.bias, o + g);
-                    let z = p.out_zero_point;
-                    shift.is_some_and(|&s| q.set_channel(g, bias, m, s, z, min))
-                });
-                if !fits {
-                    break;
-                }
-                let job = Lin4 {
-                    w: p.weights.get(o * n..).unwrap_or(&[]),
-                    n,
-                    xw: &wide4[..words4],
-                    quads,
-                    q: &q,
-                    o,
-                };
-                if !lin4(&job, output) {
-                    break;
-                }
-                o += 4;
+            // Whole groups of four outputs whose rows' padded reads stay in the weights.
+            let mut groups = output.len() / 4;
+            while groups > 0 && (4 * groups - 1) * n + 4 * quads > p.weights.len() {
+                groups -= 1;
+            }
+            let job = LinRows {
+                w: p.weights,
+                n,
+                xw: &wide4[..words4],
+                quads,
+                bias: p.bias,
+                mult: p.multiplier,
+                shift: p.shift,
+                zp: p.out_zero_point,
+                min: if p.relu { p.out_zero_point } else { i8::MIN },
+                groups,
+            };
+            if lin_rows(&job, output) {
+                o = 4 * groups;
             }
         }
         let rows = p.weights.chunks_exact(n.max(1));

@@ -75,7 +75,7 @@ pub fn kernel_self_test(seed: u64, cases: u32) -> u32 {
         {
             bad += u32::from(!row_kernel_case(&mut next));
             bad += u32::from(!row1x4_case(&mut next));
-            bad += u32::from(!lin4_case(&mut next));
+            bad += u32::from(!lin_rows_case(&mut next));
             bad += u32::from(!merge_case(&mut next));
             #[cfg(arm_dsp)]
             {
@@ -193,15 +193,18 @@ fn widen_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
     got == want
 }
 
-/// One random case of the linear layer's four-output kernel (`isa::arm_row::lin4`)
-/// against plain byte sums requantised by `Rescale::apply`.
+/// One random case of the linear layer's kernel (`isa::arm_row::lin_rows`, up to three
+/// groups of four outputs) against plain byte sums requantised by `Rescale::apply`.
 #[cfg(arm_dsp_kernel)]
 #[inline(never)]
-fn lin4_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
-    use super::isa::arm_row::{Lin4, Quad, lin4};
-    let n = 1 + next(64);
+fn lin_rows_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
+    use super::isa::arm_row::{LinRows, lin_rows};
+    use super::requant::{Requant, Rescale};
+    let n = 4 + next(61);
     let quads = n.div_ceil(4);
-    let mut w = [0u8; 4 * 64 + 4];
+    let groups = 1 + next(3);
+    let outs = 4 * groups;
+    let mut w = [0u8; 12 * 64 + 4];
     for b in w.iter_mut() {
         *b = next(256) as u8;
     }
@@ -211,31 +214,51 @@ fn lin4_case(next: &mut dyn FnMut(u64) -> usize) -> bool {
     }
     let mut xw = [0u32; 32];
     let words = widen_sxtb16(&input[..4 * quads], &mut xw);
-    let params = random_params(next, false);
-    let Some(q) = Quad::new(&params) else {
-        return false;
-    };
-    let o = next(4);
-    let job = Lin4 {
-        w: &w[..3 * n + 4 * quads],
+    let (mut bias, mut mult, mut shift) = ([0u8; 48], [0u8; 48], [0u8; 12]);
+    for o in 0..outs {
+        let b = (next(200_001) as i32 - 100_000).to_le_bytes();
+        let m = ((1 << 30) + next(1 << 30) as i32).to_le_bytes();
+        bias[4 * o..4 * o + 4].copy_from_slice(&b);
+        mult[4 * o..4 * o + 4].copy_from_slice(&m);
+        shift[o] = 33 + next(16) as u8;
+    }
+    let relu = next(2) == 0;
+    let zp = next(256) as i8;
+    let min = if relu { zp } else { i8::MIN };
+    let job = LinRows {
+        w: &w[..(outs - 1) * n + 4 * quads],
         n,
         xw: &xw[..words],
         quads,
-        q: &q,
-        o,
+        bias: &bias,
+        mult: &mult,
+        shift: &shift,
+        zp,
+        min,
+        groups,
     };
-    let mut got = [0x5Au8; 8];
+    let mut got = [0x5Au8; 16];
     let mut want = got;
-    if !lin4(&job, &mut got) {
+    if !lin_rows(&job, &mut got) {
         return false;
     }
-    for (g, p) in params.iter().enumerate() {
-        let sum: i32 = w[g * n..(g + 1) * n]
+    let word = |b: &[u8], o: usize| {
+        i32::from_le_bytes([b[4 * o], b[4 * o + 1], b[4 * o + 2], b[4 * o + 3]])
+    };
+    for (o, out) in want.iter_mut().enumerate().take(outs) {
+        let sum: i32 = w[o * n..(o + 1) * n]
             .iter()
             .zip(&input)
             .map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8))
             .sum();
-        want[o + g] = p.apply(p.bias.wrapping_add(sum));
+        let requant = Requant {
+            multiplier: word(&mult, o),
+            shift: shift[o],
+            zero_point: zp,
+            min,
+        };
+        let r = Rescale::new(word(&bias, o), requant);
+        *out = r.apply(r.bias.wrapping_add(sum));
     }
     got == want
 }

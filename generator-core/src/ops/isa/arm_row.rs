@@ -1,10 +1,11 @@
 //! The Cortex-M4 whole-row kernels: [`row4`], four output channels of one 2x2 phase of
 //! a 16-input-channel layer over every pixel of an output row, and [`row1x4`], one
 //! output channel of a plain 3x3 convolution of 8 input channels, four pixels per pass;
-//! both requantise and store in the same loop; and [`lin4`], four outputs of the linear
-//! layer per pass. The assembly (`cfg(arm_dsp)`) and its portable twins
-//! ([`row4_model`], [`row1x4_model`], [`lin4_model`], what hosts run) share the data
-//! layouts defined here.
+//! both requantise and store in the same loop; and [`lin_rows`], the linear layer four
+//! outputs per pass, its requantisation read from the layer's parameter bytes in the
+//! loop. The assembly (`cfg(arm_dsp)`) and its portable twins ([`row4_model`],
+//! [`row1x4_model`], [`lin_rows_model`], what hosts run) share the data layouts defined
+//! here.
 //!
 //! # Why a whole row
 //!
@@ -292,63 +293,95 @@ pub(crate) fn row1x4_model(job: &Job1<'_>, out: &mut [u8]) {
     }
 }
 
-/// One call of [`lin4`]: four consecutive rows of int8 weights, row `g` at
-/// `w[g * n..]`, against `quads` groups of four inputs widened as
-/// `portable::widen_sxtb16` orders them (`xw`, `2 * quads` words); the four output
-/// bytes go to `out[o..o + 4]`. Each row reads `4 * quads` bytes, which may run past
-/// `n` into the next row (the inputs there are zero) but not past `w`.
-pub(crate) struct Lin4<'a> {
+/// One call of [`lin_rows`]: the linear layer's first `4 * groups` outputs, four per
+/// pass. Row `o` of int8 weights is `w[o * n..]`; each row reads `4 * quads` bytes,
+/// which may run past `n` into the next row (the inputs there are zero) but not past
+/// `w`; the inputs are `quads` groups of four widened as `portable::widen_sxtb16`
+/// orders them (`xw`). Output `o`'s bias and multiplier are the little-endian words
+/// `o` of `bias` and `mult`, its shift `shift[o]`; the output zero point `zp` and lower
+/// clamp `min` are the layer's. Output `o` goes to `out[o]`.
+pub(crate) struct LinRows<'a> {
     pub w: &'a [u8],
     pub n: usize,
     pub xw: &'a [u32],
     pub quads: usize,
-    pub q: &'a Quad,
-    pub o: usize,
+    pub bias: &'a [u8],
+    pub mult: &'a [u8],
+    pub shift: &'a [u8],
+    pub zp: i8,
+    pub min: i8,
+    pub groups: usize,
 }
 
-impl Lin4<'_> {
-    /// Whether every byte and word the job touches lies in its slices and `out`.
+impl LinRows<'_> {
+    /// Whether every byte and word the job touches lies in its slices and `out`, and
+    /// every output's requantisation has the row kernels' form (`33 <= shift <= 54`,
+    /// multiplier not negative).
     fn fits(&self, out: usize) -> bool {
-        let w_end = self
-            .n
-            .checked_mul(3)
+        let outs = 4 * self.groups;
+        let w_end = (outs.saturating_sub(1))
+            .checked_mul(self.n)
             .and_then(|e| e.checked_add(4 * self.quads));
-        self.quads > 0
+        let form = self
+            .shift
+            .get(..outs)
+            .is_some_and(|s| s.iter().all(|s| (33..=54).contains(s)))
+            && self
+                .mult
+                .get(..4 * outs)
+                .is_some_and(|m| m.chunks_exact(4).all(|b| b[3] & 0x80 == 0));
+        self.groups > 0
+            && self.quads > 0
+            && (4..=1 << 20).contains(&self.n)
             && w_end.is_some_and(|e| self.w.len() >= e)
             && self.xw.len() >= 2 * self.quads
-            && out >= self.o + 4
-            && self.n <= 1 << 20
+            && self.bias.len() >= 4 * outs
+            && out >= outs
+            && form
     }
 }
 
-/// Runs `job` into `out` (the assembly on `cfg(arm_dsp)`, [`lin4_model`] elsewhere).
-/// Returns `false`, writing nothing, if the job does not fit its slices.
+/// Runs `job` into `out` (the assembly on `cfg(arm_dsp)`, [`lin_rows_model`]
+/// elsewhere). Returns `false`, writing nothing, if the job does not fit its slices or
+/// an output's requantisation has not the form.
 #[inline(always)]
-pub(crate) fn lin4(job: &Lin4<'_>, out: &mut [u8]) -> bool {
+pub(crate) fn lin_rows(job: &LinRows<'_>, out: &mut [u8]) -> bool {
     if !job.fits(out.len()) {
         return false;
     }
     #[cfg(arm_dsp)]
-    asm::run_lin4(job, out);
+    asm::run_lin_rows(job, out);
     #[cfg(not(arm_dsp))]
-    lin4_model(job, out);
+    lin_rows_model(job, out);
     true
 }
 
-/// The portable twin of [`lin4`]'s assembly. `job` must fit (`Lin4::fits`).
+/// The portable twin of [`lin_rows`]' assembly. `job` must fit (`LinRows::fits`).
 #[cfg_attr(arm_dsp, allow(dead_code))] // there: the assembly runs instead
-pub(crate) fn lin4_model(job: &Lin4<'_>, out: &mut [u8]) {
+pub(crate) fn lin_rows_model(job: &LinRows<'_>, out: &mut [u8]) {
     use super::{sxtb16, sxtb16_ror8};
-    let mut acc = job.q.biases();
-    for (k, x) in job.xw.chunks_exact(2).take(job.quads).enumerate() {
-        for (g, a) in acc.iter_mut().enumerate() {
-            let b = &job.w[g * job.n + 4 * k..][..4];
-            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            *a = smlad_model(sxtb16(v), x[0], *a);
-            *a = smlad_model(sxtb16_ror8(v), x[1], *a);
+    let word = |b: &[u8], o: usize| {
+        let b = &b[4 * o..4 * o + 4];
+        i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    };
+    for o in (0..4 * job.groups).step_by(4) {
+        let mut acc: [i32; 4] = core::array::from_fn(|g| word(job.bias, o + g));
+        for (k, x) in job.xw.chunks_exact(2).take(job.quads).enumerate() {
+            for (g, a) in acc.iter_mut().enumerate() {
+                let b = &job.w[(o + g) * job.n + 4 * k..][..4];
+                let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                *a = smlad_model(sxtb16(v), x[0], *a);
+                *a = smlad_model(sxtb16_ror8(v), x[1], *a);
+            }
         }
+        let mut q = Quad::ZERO;
+        for g in 0..4 {
+            let (m, shift) = (word(job.mult, o + g), job.shift[o + g]);
+            q.set_channel(g, 0, m, shift, job.zp, job.min);
+        }
+        // The biases are already in the accumulators.
+        out[o..o + 4].copy_from_slice(&q.apply(acc).to_le_bytes());
     }
-    out[job.o..job.o + 4].copy_from_slice(&job.q.apply(acc).to_le_bytes());
 }
 
 /// `portable::widen` of `src` (`16 * n` bytes) into `dst` (`8 * n` words) on
@@ -374,7 +407,7 @@ pub(crate) fn widen16(src: &[u8], dst: &mut [u32]) {
 
 #[cfg(arm_dsp)]
 mod asm {
-    use super::{GROUP_WORDS, Job, Job1, Lin4, TAPS1_WORDS};
+    use super::{GROUP_WORDS, Job, Job1, LinRows, TAPS1_WORDS};
 
     /// The requantisation of the four accumulators `r0-r3` with the `Quad` whose word 4
     /// the frame holds at `[sp, #32]` ([`super::Quad::apply`]), packed into `r0`.
@@ -640,76 +673,135 @@ mod asm {
         )
     }
 
-    /// What [`lin4_asm`] reads, copied to its stack frame.
+    /// What [`lin_rows_asm`] reads, copied to its stack frame.
     #[repr(C)]
     struct FrameLin {
-        /// 0: row 0 of the weights.
+        /// 0: row 0 of the current group's weights.
         w: *const u8,
         /// 4: `n - 4`: row 1's word from row 0's after the post-increment.
         n1: usize,
-        /// 8: the output word.
+        /// 8: the current group's output word.
         out: *mut u8,
         /// 12: groups of four inputs.
         quads: usize,
-        /// 16: the four biases (the `Quad`).
-        q: *const u32,
+        /// 16: the current group's biases.
+        bias: *const u8,
         /// 20: the widened inputs.
         xw: *const u32,
         /// 24: `2n - 4`.
         n2: usize,
         /// 28: `3n - 4`.
         n3: usize,
-        /// 32: the `Quad`'s multipliers (word 4).
-        qm: *const u32,
+        /// 32: the current group's multipliers.
+        mult: *const u8,
+        /// 36: the current group's shifts.
+        shift: *const u8,
+        /// 40: the output zero point.
+        zp: i32,
+        /// 44: the lower clamp, in each byte.
+        mins: u32,
+        /// 48: groups left.
+        groups: usize,
+        /// 52: `4n`: bytes from a group's weights to the next group's.
+        n4: usize,
     }
 
-    /// [`super::lin4`] on Cortex-M4. `job` fits `out` (checked by the caller).
+    /// [`super::lin_rows`] on Cortex-M4. `job` fits `out` (checked by the caller).
     #[inline(always)]
-    pub(super) fn run_lin4(job: &Lin4<'_>, out: &mut [u8]) {
+    pub(super) fn run_lin_rows(job: &LinRows<'_>, out: &mut [u8]) {
+        let n = job.n;
         let frame = FrameLin {
             w: job.w.as_ptr(),
-            n1: job.n - 4,
-            out: out[job.o..].as_mut_ptr(),
+            n1: n - 4,
+            out: out.as_mut_ptr(),
             quads: job.quads,
-            q: job.q.0.as_ptr(),
+            bias: job.bias.as_ptr(),
             xw: job.xw[..2 * job.quads].as_ptr(),
-            n2: 2 * job.n - 4,
-            n3: 3 * job.n - 4,
-            qm: job.q.0[4..].as_ptr(),
+            n2: 2 * n - 4,
+            n3: 3 * n - 4,
+            mult: job.mult.as_ptr(),
+            shift: job.shift.as_ptr(),
+            zp: i32::from(job.zp),
+            mins: u32::from(job.min as u8) * 0x0101_0101,
+            groups: job.groups,
+            n4: 4 * n,
         };
-        // SAFETY: `lin4` checked with `Lin4::fits` that the `4 * quads` bytes of each
-        // of the four rows (`w[g * n..]`, word loads, which Cortex-M4 allows unaligned),
-        // the `2 * quads` input words (a `u32` slice, aligned for `LDRD`) and the four
-        // output bytes lie inside their slices (`n >= 1`, so `n - 4` etc. may wrap:
-        // they are only added to the row pointer, giving the addresses above). `out` is
-        // borrowed mutably; the function saves and restores every callee-saved register
-        // and leaves the stack as it found it.
+        // SAFETY: `lin_rows` checked with `LinRows::fits` that for every group `g <
+        // groups` the `4 * quads` bytes of its four rows (`w[(4g + r) * n..]`, word
+        // loads, which Cortex-M4 allows unaligned), the `2 * quads` input words (a `u32`
+        // slice, aligned for `LDRD`), the 16 bytes of biases and of multipliers and the
+        // four shift bytes at `16g`, `16g`, `4g` and the four output bytes at `4g` lie
+        // inside their slices (`n >= 4`, so `n - 4` does not wrap). `out` is borrowed
+        // mutably; the function saves and restores every callee-saved register and
+        // leaves the stack as it found it.
         #[allow(unsafe_code)]
         unsafe {
-            lin4_asm(&frame);
+            lin_rows_asm(&frame);
         }
     }
 
-    /// The linear layer's kernel: `r0-r3` accumulate four outputs; per four inputs one
-    /// `LDRD` of widened inputs (`r4`, `r5`) and per row one word of weights (`r6`),
-    /// taken apart by two `SXTB16` (`r7`) into two `SMLAD`. `r8` walks row 0 (rows 1-3
-    /// by register offsets `r9-r11`), `r12` the inputs, `lr` counts. Then the
-    /// requantisation of [`super::Quad::apply`] and one `STR`.
+    /// The requantisation of accumulator `$acc` with the multiplier at `[r12]` and the
+    /// shift byte at `[r11]` (both post-incremented), the zero point in `r10`:
+    /// `SMMLA` with `c = 2^(s - 1) + zp * 2^s`, `ASR` by `s = shift - 32`, `SSAT`.
+    macro_rules! requant_lin {
+        ($acc:literal) => {
+            concat!(
+                "ldr r4, [r12], #4\n",
+                "ldrb r5, [r11], #1\n",
+                "sub r5, r5, #32\n",
+                "sub r6, r5, #1\n",
+                "movs r7, #1\n",
+                "lsl r6, r7, r6\n",
+                "lsl r7, r10, r5\n",
+                "add r6, r6, r7\n",
+                "smmla ",
+                $acc,
+                ", ",
+                $acc,
+                ", r4, r6\n",
+                "asr ",
+                $acc,
+                ", ",
+                $acc,
+                ", r5\n",
+                "ssat ",
+                $acc,
+                ", #8, ",
+                $acc,
+                "\n",
+            )
+        };
+    }
+
+    /// The linear layer's kernel: per group of four outputs, `r0-r3` start at their
+    /// biases; per four inputs one `LDRD` of widened inputs (`r4`, `r5`) and per row one
+    /// word of weights (`r6`), taken apart by two `SXTB16` (`r7`) into two `SMLAD`. `r8`
+    /// walks row 0 (rows 1-3 by register offsets `r9-r11`), `r12` the inputs, `lr`
+    /// counts. Then each output's requantisation from its parameter bytes, the four
+    /// bytes packed, the lower clamp by `SSUB8` / `SEL`, one `STR`.
     ///
     /// # Safety
     ///
-    /// `frame` describes a job that fits its buffers (`Lin4::fits`), as [`run_lin4`]
-    /// builds it.
+    /// `frame` describes a job that fits its buffers (`LinRows::fits`), as
+    /// [`run_lin_rows`] builds it.
     #[allow(unsafe_code)]
     #[unsafe(naked)]
-    unsafe extern "C" fn lin4_asm(frame: *const FrameLin) {
+    unsafe extern "C" fn lin_rows_asm(frame: *const FrameLin) {
         core::arch::naked_asm!(
             "push {{r4-r11, lr}}",
-            "sub sp, sp, #44",
-            "ldm r0, {{r1-r9}}",
-            "stm sp, {{r1-r9}}",
+            "sub sp, sp, #60",
+            "ldm r0!, {{r1-r7}}",
+            "stm sp, {{r1-r7}}",
+            "ldm r0, {{r1-r7}}",
+            "add r8, sp, #28",
+            "stm r8, {{r1-r7}}",
+            "3:",
             "ldr r12, [sp, #16]",
-            "ldm r12, {{r0-r3}}",
+            "ldr r0, [r12], #4",
+            "ldr r1, [r12], #4",
+            "ldr r2, [r12], #4",
+            "ldr r3, [r12], #4",
+            "str r12, [sp, #16]",
             "ldr r8, [sp, #0]",
             "ldr r9, [sp, #4]",
             "ldr r10, [sp, #24]",
@@ -740,10 +832,33 @@ mod asm {
             "smlad r3, r7, r5, r3",
             "subs lr, lr, #1",
             "bne 2b",
-            requant4!(),
+            "ldr r12, [sp, #32]",
+            "ldr r11, [sp, #36]",
+            "ldr r10, [sp, #40]",
+            requant_lin!("r0"),
+            requant_lin!("r1"),
+            requant_lin!("r2"),
+            requant_lin!("r3"),
+            "str r12, [sp, #32]",
+            "str r11, [sp, #36]",
+            "bfi r0, r1, #8, #8",
+            "bfi r0, r2, #16, #8",
+            "bfi r0, r3, #24, #8",
+            "ldr r8, [sp, #44]",
+            "ssub8 r1, r0, r8",
+            "sel r0, r0, r8",
             "ldr r12, [sp, #8]",
-            "str r0, [r12]",
-            "add sp, sp, #44",
+            "str r0, [r12], #4",
+            "str r12, [sp, #8]",
+            "ldr r12, [sp, #0]",
+            "ldr r4, [sp, #52]",
+            "add r12, r12, r4",
+            "str r12, [sp, #0]",
+            "ldr r12, [sp, #48]",
+            "subs r12, r12, #1",
+            "str r12, [sp, #48]",
+            "bne 3b",
+            "add sp, sp, #60",
             "pop {{r4-r11, pc}}",
         )
     }
