@@ -1,15 +1,16 @@
 //! The Arm DSP extension (`cfg(arm_dsp)`: thumbv7em, Cortex-M4/M7, set by `build.rs`):
-//! `SMLAD` (two signed 16x16 multiply-accumulates in one instruction) and `SXTB16`
-//! through `asm!` (their intrinsics are unstable), and the convolution's and the
+//! `SMLAD` (two signed 16x16 multiply-accumulates in one instruction), `SXTB16` and
+//! `SADD16` through `asm!` (their intrinsics are unstable), and the convolution's and the
 //! linear layer's hottest loops written in assembly, because LLVM spills accumulators
 //! and drops `LDRD`s in the Rust versions (about 2.5-3.5 instructions per `SMLAD`).
 //!
 //! [`ArmDsp`] is the portable kernel with these loops in place of two of its dot
-//! products and, for 16 input channels under 2x2 phases, a whole-row kernel
-//! ([`super::arm_row`]) that also requantises; everything else it shares with
-//! [`super::portable`], which on these targets runs the instructions too
-//! ([`super::smlad`]). The firmware checks the assembly at start-up against plain sums
-//! and the portable twins (`ops::self_test`), which host tests cannot run.
+//! products, the whole-row kernels of [`super::arm_row`] (which also requantise) for
+//! the layers they take, and its own weight merge for 16 input channels; everything
+//! else it shares with [`super::portable`], which on these targets runs the
+//! instructions too ([`super::smlad`]). The firmware checks the assembly at start-up
+//! against plain sums and the portable code (`ops::self_test`), which host tests cannot
+//! run.
 //!
 //! On hosts (`cfg(arm_dsp_kernel)` without `arm_dsp`) the same kernel is built with
 //! the portable twins in place of the assembly, so that the host tests run its data
@@ -26,9 +27,9 @@ use crate::ops::conv::phase::{PhaseKernel, Row};
 use crate::ops::kernel::Kernel;
 use crate::ops::requant::Rescale;
 
-/// The Cortex-M4 kernel of the phase-split convolution: the whole-row kernel
-/// ([`arm_row::row4`]) for the groups of four output channels it takes, the pair
-/// loops ([`Pairs`]) for the rest.
+/// The Cortex-M4 kernel of the phase-split convolution: the whole-row kernels
+/// ([`arm_row::row4`], [`arm_row::row1x4`]) for the channels they take, the pair loops
+/// ([`Pairs`]) for the rest, and a faster weight merge ([`merge4`]).
 #[derive(Clone, Copy)]
 pub(crate) struct ArmDsp;
 
