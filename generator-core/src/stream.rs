@@ -19,7 +19,9 @@
 //! A layer run by rows would merge its phase weights again on every call; with
 //! [`StreamGenerator::with_weight_cache`] they are prepared once, when the generator is
 //! made, in a caller-owned buffer of [`StreamGenerator::weight_cache_words`] words
-//! (1,060 for the shipped model, 4,240 bytes): the same bytes, fewer instructions.
+//! (1,060 for the shipped model, 4,240 bytes): the same bytes, fewer instructions. If the
+//! buffer holds [`StreamGenerator::SCRATCH_WORDS`] more, the row-by-row calls use them as
+//! the kernels' scratch instead of a fresh stack buffer that each call would zero.
 //!
 //! [`Generator`]: crate::Generator
 
@@ -84,6 +86,8 @@ pub struct StreamGenerator<'m, 'a> {
     plan: Plan,
     /// Prepared weights of the streamed layers, in order (empty: merged per call).
     cache: &'a [u32],
+    /// The kernels' scratch for the streamed layers (empty: each call has its own).
+    scratch: &'a mut [u32],
 }
 
 impl<'m, 'a> StreamGenerator<'m, 'a> {
@@ -106,8 +110,14 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
             arena,
             plan,
             cache: &[],
+            scratch: &mut [],
         })
     }
+
+    /// Words of kernel scratch that [`StreamGenerator::with_weight_cache`] takes from
+    /// the end of its buffer when the buffer holds them beyond
+    /// [`StreamGenerator::weight_cache_words`] (512 on Arm, 2,048 elsewhere).
+    pub const SCRATCH_WORDS: usize = conv::phase::SCRATCH_WORDS;
 
     /// Words of weight cache [`StreamGenerator::with_weight_cache`] needs for `model`:
     /// the prepared weights ([`conv::prepared_words`]) of the layers run by rows (1,060
@@ -123,7 +133,9 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
     /// [`StreamGenerator::new`] with a weight cache of at least
     /// [`StreamGenerator::weight_cache_words`] words ([`Error::ArenaTooSmall`]
     /// otherwise), filled here once so that the row-by-row layers do not merge their
-    /// weights on every call. Generates the same bytes as [`StreamGenerator::new`].
+    /// weights on every call; with [`StreamGenerator::SCRATCH_WORDS`] more words, those
+    /// are the row-by-row calls' scratch. Generates the same bytes as
+    /// [`StreamGenerator::new`].
     pub fn with_weight_cache(
         model: &'m Model<'m>,
         arena: &'a mut [u8],
@@ -131,7 +143,10 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
     ) -> Result<Self> {
         let mut generator = Self::new(model, arena)?;
         let need = Self::weight_cache_words(model);
-        let cache = cache.get_mut(..need).ok_or(Error::ArenaTooSmall)?;
+        if cache.len() < need {
+            return Err(Error::ArenaTooSmall);
+        }
+        let (cache, more) = cache.split_at_mut(need);
         let mut rest = &mut cache[..];
         for layer in &model.layers()[generator.plan.front..] {
             let (dst, tail) = rest.split_at_mut(conv::prepared_words(layer));
@@ -141,6 +156,9 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
             rest = tail;
         }
         generator.cache = cache;
+        if let Some(scratch) = more.get_mut(..Self::SCRATCH_WORDS) {
+            generator.scratch = scratch;
+        }
         Ok(generator)
     }
 
@@ -190,7 +208,7 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
                     layer: last,
                     prepared: cached(0),
                 };
-                last.rows(front_out, 0, out, 0..IMAGE_SIDE)?;
+                last.rows(front_out, 0, out, 0..IMAGE_SIDE, self.scratch)?;
             }
             [mid, last] => {
                 let mid = Streamed {
@@ -201,7 +219,8 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
                     layer: last,
                     prepared: cached(1),
                 };
-                stream_two(mid, last, front_out, window, plan.window_row, out)?;
+                let scratch = &mut *self.scratch;
+                stream_two(mid, last, front_out, window, plan.window_row, out, scratch)?;
             }
             _ => return Err(Error::ShapeMismatch),
         }
@@ -218,15 +237,31 @@ struct Streamed<'l, 'm> {
 }
 
 impl Streamed<'_, '_> {
-    /// [`conv::conv3x3_rows`], from the prepared weights if there are any.
+    /// [`conv::conv3x3_rows`], from the prepared weights if there are any, in
+    /// `scratch` if it is not empty (at least [`StreamGenerator::SCRATCH_WORDS`]).
     fn rows(
         &self,
         input: &[u8],
         in_first: usize,
         output: &mut [u8],
         rows: core::ops::Range<usize>,
+        scratch: &mut [u32],
     ) -> Result<()> {
-        if self.prepared.is_empty() {
+        if !scratch.is_empty() {
+            let prepared = (!self.prepared.is_empty()).then_some(self.prepared);
+            let kernel = crate::ops::select::select(self.layer);
+            conv::run(
+                kernel,
+                self.layer,
+                prepared,
+                Some(scratch),
+                input,
+                in_first,
+                output,
+                rows,
+            )
+            .map(drop)
+        } else if self.prepared.is_empty() {
             conv::conv3x3_rows(self.layer, input, in_first, output, rows)
         } else {
             conv::conv3x3_rows_prepared(self.layer, self.prepared, input, in_first, output, rows)
@@ -243,6 +278,7 @@ fn stream_two(
     window: &mut [u8],
     row: usize,
     out: &mut Image,
+    scratch: &mut [u32],
 ) -> Result<()> {
     let LayerShape::Conv3x3 { upsample, .. } = last.layer.shape() else {
         return Err(Error::ShapeMismatch);
@@ -266,10 +302,10 @@ fn stream_two(
             let fresh = window
                 .get_mut((hi - lo) * row..(need.end - lo) * row)
                 .ok_or(Error::ArenaTooSmall)?;
-            mid.rows(input, 0, fresh, hi..need.end)?;
+            mid.rows(input, 0, fresh, hi..need.end, scratch)?;
             hi = need.end;
         }
-        last.rows(&window[..(hi - lo) * row], lo, dst, y..y + 1)?;
+        last.rows(&window[..(hi - lo) * row], lo, dst, y..y + 1, scratch)?;
     }
     Ok(())
 }

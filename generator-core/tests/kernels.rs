@@ -588,6 +588,84 @@ proptest! {
     }
 }
 
+// ---- the Arm DSP kernel's whole-row loops, on their portable twins ----
+
+/// Layers the Arm DSP kernel's whole-row loops take when the requantisation has their
+/// form: upsampling convolutions of 16 input channels (four channels per pass, any
+/// output count: the rest take the pair loops), one-channel 3x3 convolutions of 8
+/// inputs (four pixels per pass, any width), linear layers up to 64 inputs (four
+/// outputs per pass).
+fn arm_row_shape_strategy() -> impl Strategy<Value = LayerShape> {
+    prop_oneof![
+        (
+            Just(16u16),
+            prop_oneof![Just(4u16), Just(8), Just(16), 1u16..=16],
+            1u16..=14,
+            1u16..=14,
+            Just(true),
+        )
+            .prop_map(conv_shape),
+        (Just(8u16), Just(1u16), 1u16..=28, 1u16..=28, Just(false)).prop_map(conv_shape),
+        (1u16..=64, 1u16..=40).prop_map(|(inputs, outputs)| LayerShape::Linear { inputs, outputs }),
+    ]
+    .prop_filter("output fits the arena", |s| {
+        s.output_len() <= generator_core::MAX_ARENA_BYTES as u64
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The Arm DSP kernel, forced through `ops::seams` (on hosts its assembly's portable
+    /// twins), equals the integer reference whole, from prepared weights and on a row
+    /// band, with every shift in 33..=54 (half the cases) so that its whole-row loops
+    /// (`isa::arm_row`) take the layer, or some outside (the loops hand those over).
+    #[test]
+    fn arm_dsp_row_kernels_equal_integer_reference(
+        (mut l, x) in arm_row_shape_strategy().prop_flat_map(layer_for_shape),
+        shifts in proptest::collection::vec(prop_oneof![8 => 33u8..=54, 1 => 1u8..=62], 1..=64),
+        all_in_range in any::<bool>(),
+        band in 0usize..28,
+    ) {
+        use generator_core::ops::seams;
+        // Half the cases have every shift in range (the linear loop takes a layer only
+        // whole), the others some outside it (the loops hand those channels over).
+        for (s, &t) in l.shift.iter_mut().zip(shifts.iter().cycle()) {
+            *s = if all_in_range { t.clamp(33, 54) } else { t };
+        }
+        let want = reference(&l, &x);
+        let b = l.bytes();
+        let layer = Layer::new(l.params(&b)).expect("valid layer");
+        let input: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let signed = |out: &[u8]| out.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+        let mut out = vec![0u8; layer.output_len()];
+        let ran = seams::run_with(Kernel::ArmDsp, &layer, &input, &mut out).expect("runs");
+        prop_assert_eq!(ran, Kernel::ArmDsp);
+        prop_assert_eq!(signed(&out), want.clone());
+        let LayerShape::Conv3x3 { in_w, in_ch, upsample, .. } = l.shape else {
+            return Ok(());
+        };
+        let mut prepared = vec![0u32; seams::prepared_words_any(&layer)];
+        seams::prepare_with(Kernel::ArmDsp, &layer, &mut prepared).expect("prepares");
+        let (out_h, out_w, out_ch) = l.shape.output_hwc();
+        let out_row = (out_w * out_ch) as usize;
+        let mut out = vec![0u8; layer.output_len()];
+        let ran = seams::rows_with(Kernel::ArmDsp, &layer, &prepared, &input, 0, &mut out, 0..out_h as usize)
+            .expect("runs");
+        prop_assert_eq!(ran, Kernel::ArmDsp);
+        prop_assert_eq!(signed(&out), want.clone());
+        // One output row from the input rows it reads.
+        let y = band % out_h as usize;
+        let up = usize::from(upsample);
+        let in_row = in_w as usize * in_ch as usize;
+        let (i0, i1) = ((y >> up).saturating_sub(1), ((y >> up) + 2).min(input.len() / in_row));
+        let mut row = vec![0u8; out_row];
+        seams::rows_with(Kernel::ArmDsp, &layer, &prepared, &input[i0 * in_row..i1 * in_row], i0, &mut row, y..y + 1)
+            .expect("band runs");
+        prop_assert_eq!(signed(&row), want[y * out_row..(y + 1) * out_row].to_vec());
+    }
+}
+
 // ---- the x86-64 host kernels, called directly ----
 
 /// Layers the AVX2 kernels take: convolutions with multiples of eight output channels

@@ -226,7 +226,9 @@ pub(crate) fn run(
         // Not on Cortex-M4, whose flash would hold both (its tests run on the host).
         #[cfg(not(arm_dsp))]
         Kernel::Portable => by_channels!(entry::<Portable>, c, mono, args),
-        #[cfg(arm_dsp)]
+        // Also on hosts (`cfg(arm_dsp_kernel)`), on the assembly's portable twins, for
+        // tests; never selected there.
+        #[cfg(arm_dsp_kernel)]
         Kernel::ArmDsp => by_channels!(entry::<super::isa::arm_dsp::ArmDsp>, c, mono, args),
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         #[allow(unsafe_code)]

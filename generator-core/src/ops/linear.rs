@@ -57,6 +57,8 @@ mod sxtb16 {
     use crate::Layer;
     #[cfg(arm_dsp)]
     use crate::ops::isa::arm_dsp::dot2_i8_sxtb16;
+    #[cfg(arm_dsp_kernel)]
+    use crate::ops::isa::arm_row::{LinRows, lin_rows};
     #[cfg(not(arm_dsp))]
     use crate::ops::isa::portable::dot2_i8_sxtb16;
     use crate::ops::isa::portable::{dot_i8_sxtb16, widen_sxtb16};
@@ -66,7 +68,11 @@ mod sxtb16 {
     /// The Cortex-M4 path (`SXTB16` + `SMLAD` on `cfg(arm_dsp)`, their models elsewhere):
     /// the input is widened once into the order [`widen_sxtb16`] gives, then each output
     /// takes four int8 weights per word load, two outputs per pass sharing the input
-    /// loads. Returns `false`, writing nothing, if the input is longer than
+    /// loads. Before that, where the whole-row kernels are built (`cfg(arm_dsp_kernel)`),
+    /// the whole groups of four outputs whose rows fit go through [`lin_rows`] (the input
+    /// padded with zeros to whole groups of four) if every output's requantisation has
+    /// its form.
+    /// Returns `false`, writing nothing, if the input is longer than
     /// [`LINEAR_MAX_INPUTS`]. Lengths were checked by [`super::run`].
     #[inline(never)] // its stack buffer stays off the convolutions' call paths
     pub(super) fn run(layer: &Layer<'_>, input: &[u8], output: &mut [u8]) -> bool {
@@ -93,9 +99,38 @@ mod sxtb16 {
             };
             Rescale::new(word(p.bias, o), requant)
         };
-        let rows = p.weights.chunks_exact(n.max(1));
-        let mut pairs = output.chunks_exact_mut(2);
+        #[allow(unused_mut)] // without `arm_dsp_kernel` the rows start at 0
         let mut o = 0;
+        #[cfg(arm_dsp_kernel)]
+        {
+            let quads = n.div_ceil(4);
+            let mut padded = [0u8; LINEAR_MAX_INPUTS];
+            padded[..n].copy_from_slice(input);
+            let mut wide4 = [0u32; LINEAR_MAX_INPUTS / 2];
+            let words4 = widen_sxtb16(&padded[..4 * quads], &mut wide4);
+            // Whole groups of four outputs whose rows' padded reads stay in the weights.
+            let mut groups = output.len() / 4;
+            while groups > 0 && (4 * groups - 1) * n + 4 * quads > p.weights.len() {
+                groups -= 1;
+            }
+            let job = LinRows {
+                w: p.weights,
+                n,
+                xw: &wide4[..words4],
+                quads,
+                bias: p.bias,
+                mult: p.multiplier,
+                shift: p.shift,
+                zp: p.out_zero_point,
+                min: if p.relu { p.out_zero_point } else { i8::MIN },
+                groups,
+            };
+            if lin_rows(&job, output) {
+                o = 4 * groups;
+            }
+        }
+        let rows = p.weights.chunks_exact(n.max(1));
+        let mut pairs = output[o..].chunks_exact_mut(2);
         for o2 in &mut pairs {
             let (Some(wa), Some(wb)) = (rows.clone().nth(o), rows.clone().nth(o + 1)) else {
                 break;

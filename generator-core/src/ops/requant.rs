@@ -104,6 +104,21 @@ impl Rescale {
         ])
     }
 
+    /// `(multiplier, c, shift - 32, min)` with `c = round_hi + zero_point * 2^(shift -
+    /// 32)` when `33 <= shift <= 54` and `multiplier >= 0` (then `|c| < 2^30`): the
+    /// Cortex-M4 row kernels' form, `clamp((hi(acc * multiplier) + c) >> (shift - 32),
+    /// min, 127)`; else `None`.
+    #[cfg_attr(not(arm_dsp_kernel), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn smmla_form(&self) -> Option<(i32, i32, u32, i8)> {
+        if !(33..=54).contains(&self.shift) || self.multiplier < 0 {
+            return None;
+        }
+        let s = u32::from(self.shift) - 32;
+        let c = self.round_hi + (i32::from(self.zero_point) << s);
+        Some((self.multiplier, c, s, self.min))
+    }
+
     /// `Requant::apply(acc)` as a byte, `acc` already including the bias.
     #[inline(always)]
     pub fn apply(&self, acc: i32) -> u8 {

@@ -51,7 +51,8 @@ impl Kernel {
                 Kernel::Reference => true,
                 // Built everywhere but Cortex-M4, which runs `ArmDsp` (flash).
                 Kernel::Portable => cfg!(not(arm_dsp)) && fits::<Portable>(layer),
-                #[cfg(arm_dsp)]
+                // On hosts too, on its portable twins (tests).
+                #[cfg(arm_dsp_kernel)]
                 Kernel::ArmDsp => fits::<super::isa::arm_dsp::ArmDsp>(layer),
                 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                 Kernel::Sse2 => fits::<super::isa::x86::sse2::Sse2>(layer),
@@ -61,6 +62,7 @@ impl Kernel {
                 Kernel::Avx2Pixels => {
                     !upsample && avx2() && fits::<super::isa::x86::avx2_conv::Avx2Pixels>(layer)
                 }
+                #[allow(unreachable_patterns)] // every kernel is built on x86-64
                 _ => {
                     let _ = upsample;
                     false

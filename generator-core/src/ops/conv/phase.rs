@@ -123,6 +123,24 @@ pub(crate) trait PhaseKernel {
         }
     }
 
+    /// Writes the merged weights of `phase` (`None`: the 3x3 kernel) of the channels in
+    /// `weights` into `dst`, groups of [`PhaseKernel::GROUP`] interleaved, as [`merge`]
+    /// does; a kernel may do it faster. `C` as in [`drive`].
+    #[inline(always)]
+    fn merge<const C: usize>(
+        weights: &[u8],
+        c: usize,
+        phase: Option<(usize, usize)>,
+        dst: &mut [u32],
+    ) {
+        // One out-of-line copy on Cortex-M (flash); it runs once per block and phase.
+        if cfg!(target_arch = "arm") {
+            merge::<0>(Self::GROUP, weights, c, phase, dst);
+        } else {
+            merge::<C>(Self::GROUP, weights, c, phase, dst);
+        }
+    }
+
     /// Sign-extends int8 bytes into packed pairs in order (an even channel count).
     #[inline(always)]
     fn widen(src: &[u8], dst: &mut [u32]) {
@@ -427,14 +445,7 @@ pub(crate) fn drive<Kn: PhaseKernel, const C: usize>(
                     );
                     let weights = &p.weights[first * 9 * c..(first + n) * 9 * c];
                     for (px, dst) in wm.chunks_exact_mut(words.max(1)).take(g.stride).enumerate() {
-                        let phase = upsample.then_some((py, px));
-                        // One out-of-line copy on Cortex-M (flash); it runs once per
-                        // block and phase.
-                        if cfg!(target_arch = "arm") {
-                            merge::<0>(Kn::GROUP, weights, c, phase, dst);
-                        } else {
-                            merge::<C>(Kn::GROUP, weights, c, phase, dst);
-                        }
+                        Kn::merge::<C>(weights, c, upsample.then_some((py, px)), dst);
                     }
                     let (a, b) = wm.split_at(words.min(wm.len()));
                     [a, b]
@@ -580,7 +591,7 @@ fn run<Kn: PhaseKernel, const C: usize, const K: usize>(
 /// else 0.
 #[cfg_attr(not(target_arch = "arm"), inline(always))]
 #[cfg_attr(target_arch = "arm", inline(never))]
-fn merge<const C: usize>(
+pub(crate) fn merge<const C: usize>(
     group: usize,
     weights: &[u8],
     c: usize,

@@ -11,8 +11,10 @@
 //! The shared vocabulary is the packed pair: two `i16` in a `u32` word, the first in
 //! the low half, the operand of `SMLAD` and of `pmaddwd`.
 
-#[cfg(arm_dsp)]
+#[cfg(arm_dsp_kernel)]
 pub(crate) mod arm_dsp;
+#[cfg(arm_dsp_kernel)]
+pub(crate) mod arm_row;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
@@ -20,10 +22,13 @@ pub(crate) mod x86;
 /// `acc + lo(a) * lo(b) + hi(a) * hi(b)`: one `SMLAD` where the target has it
 /// ([`arm_dsp`]), its model elsewhere ([`portable`]).
 #[cfg(arm_dsp)]
-pub(crate) use arm_dsp::{smlad, sxtb16, sxtb16_ror8};
+#[allow(unused_imports)] // `sadd16`: the Arm DSP kernel's weight merge only
+pub(crate) use arm_dsp::{sadd16, smlad, sxtb16, sxtb16_ror8};
 #[cfg(not(arm_dsp))]
+#[allow(unused_imports)] // `sadd16`: the Arm DSP kernel's weight merge only
 pub(crate) use portable::{
-    smlad_model as smlad, sxtb16_model as sxtb16, sxtb16_ror8_model as sxtb16_ror8,
+    sadd16_model as sadd16, smlad_model as smlad, sxtb16_model as sxtb16,
+    sxtb16_ror8_model as sxtb16_ror8,
 };
 
 /// `lo` and `hi` packed as `SMLAD` reads them.

@@ -19,6 +19,15 @@ pub(crate) fn smlad_model(a: u32, b: u32, acc: i32) -> i32 {
     acc.wrapping_add(lo).wrapping_add(hi)
 }
 
+/// The halves of `a` and `b` added as two `i16` (wrapping): the model of `SADD16`.
+#[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
+#[inline(always)]
+pub(crate) fn sadd16_model(a: u32, b: u32) -> u32 {
+    let lo = (a as i16).wrapping_add(b as i16);
+    let hi = ((a >> 16) as i16).wrapping_add((b >> 16) as i16);
+    pack(lo, hi)
+}
+
 /// Bytes 0 and 2 of `x`, each sign-extended to 16 bits, packed (byte 0 low): the model
 /// of `SXTB16`.
 #[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
