@@ -1,5 +1,6 @@
 //! Batches across threads (feature `std`, hosts only): the batch is cut into contiguous
-//! chunks, one per thread, and each thread runs its own [`Generator`] over its own arena.
+//! chunks (four per thread, so that a thread on a less busy core takes more of them),
+//! and each thread runs its own [`Generator`] over its own arena.
 //!
 //! Image `i` of a batch is always digit `labels[i]` from seed `seed + i` (wrapping), the
 //! schedule of [`Generator::generate_batch`], and each image is a function of `(model,
@@ -12,6 +13,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::Mutex;
 
 use crate::{Error, Generator, IMAGE_PIXELS, Image, MAX_ARENA_BYTES, Model, NUM_CLASSES, Result};
 
@@ -102,8 +104,9 @@ pub fn default_threads() -> core::result::Result<NonZeroUsize, ThreadsError> {
 /// `out[..labels.len()]`, image `i` of digit `labels[i]` from seed `seed + i`
 /// (wrapping). The same bytes for every thread count.
 ///
-/// The calling thread runs the first chunk; the others run on scoped threads, each
-/// with its own arena ([`MAX_ARENA_BYTES`] on its stack) and [`Generator`].
+/// The batch is cut into contiguous chunks (four per thread) that the calling thread
+/// and up to `threads - 1` scoped threads take in turn, each thread with its own arena
+/// ([`MAX_ARENA_BYTES`] on its stack) and [`Generator`].
 /// [`Error::BufferTooSmall`] if `out` is shorter than `labels`,
 /// [`Error::InvalidDigit`] (before anything is generated) for a label above 9.
 pub fn generate_batch_threads(
@@ -161,10 +164,18 @@ pub fn generate_batch_threads_f32_bytes(
     )
 }
 
+/// Chunks per thread: a thread that finishes early (its core was less busy) takes
+/// another chunk, so a core shared with another process does not hold the batch up.
+const CHUNKS_PER_THREAD: usize = 4;
+
 /// The batch driver: `out` holds `per_image` items per label (exactly), cut into
-/// contiguous chunks of whole images, one per thread; `each(generator, digit, seed,
-/// items)` fills one image's items. Labels are checked before any work; the first
-/// error in image order is returned.
+/// contiguous chunks of whole images; `each(generator, digit, seed, items)` fills one
+/// image's items. Labels are checked before any work.
+///
+/// The calling thread and up to `threads - 1` scoped threads take chunks from a shared
+/// list until it is empty, each with its own [`Generator`] and arena; which thread runs
+/// a chunk does not change its bytes. A thread that cannot be started is not needed
+/// (the others take its chunks), so this does not panic on that either.
 fn batch_with<T: Send>(
     model: &Model<'_>,
     labels: &[u8],
@@ -181,36 +192,46 @@ fn batch_with<T: Send>(
         return Ok(());
     }
     debug_assert_eq!(out.len(), labels.len() * per_image);
-    // Contiguous chunks of `chunk` images (the last may be shorter); never more
-    // threads than images.
-    let chunk = labels.len().div_ceil(threads.get().min(labels.len()));
-    // One chunk: the image `first` of the batch starts it.
-    let run = |first: usize, labels: &[u8], out: &mut [T]| -> Result<()> {
-        let mut arena = [0u8; MAX_ARENA_BYTES];
-        let mut g = Generator::new(model, &mut arena)?;
-        for (k, (&digit, items)) in labels
-            .iter()
-            .zip(out.chunks_exact_mut(per_image))
-            .enumerate()
-        {
-            let s = seed.wrapping_add((first + k) as u32);
-            each(&mut g, digit, s, items)?;
-        }
-        Ok(())
-    };
-    let mut parts = labels
+    let threads = threads.get().min(labels.len());
+    let chunk = labels
+        .len()
+        .div_ceil(threads.saturating_mul(CHUNKS_PER_THREAD))
+        .max(1);
+    // `(first image, its labels, its items)`, taken from the end.
+    let jobs: Vec<(usize, &[u8], &mut [T])> = labels
         .chunks(chunk)
         .zip(out.chunks_mut(chunk * per_image))
-        .enumerate();
-    let Some((_, (labels0, out0))) = parts.next() else {
-        return Ok(());
+        .enumerate()
+        .map(|(i, (l, o))| (i * chunk, l, o))
+        .rev()
+        .collect();
+    let jobs = Mutex::new(jobs);
+    let work = || -> Result<()> {
+        let mut arena = [0u8; MAX_ARENA_BYTES];
+        let mut g = Generator::new(model, &mut arena)?;
+        let mut result = Ok(());
+        // Nothing panics while the lock is held, so it cannot be poisoned.
+        while let Some((first, labels, out)) = jobs.lock().map_or(None, |mut j| j.pop()) {
+            for (k, (&digit, items)) in labels
+                .iter()
+                .zip(out.chunks_exact_mut(per_image))
+                .enumerate()
+            {
+                let s = seed.wrapping_add((first + k) as u32);
+                result = result.and_then(|()| each(&mut g, digit, s, items));
+            }
+        }
+        result
     };
+    if threads == 1 {
+        return work();
+    }
     std::thread::scope(|s| {
-        let run = &run;
-        let handles: Vec<_> = parts
-            .map(|(i, (labels, out))| s.spawn(move || run(i * chunk, labels, out)))
+        let work = &work;
+        let handles: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
             .collect();
-        let mut result = run(0, labels0, out0);
+        let mut result = work();
         for h in handles {
             // A panic in a worker is re-raised here, as the single-thread loop would.
             let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));

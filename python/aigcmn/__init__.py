@@ -19,11 +19,11 @@ Image ``i`` of a call uses the noise of seed ``(base + i) mod 2**32``, the sched
 
 Threads
 -------
-A batch is split into one contiguous chunk per thread, with the GIL released; each
-image depends only on (model, digit, seed), so the bytes do not depend on the thread
-count. ``AiGcMn(threads=N)`` sets the count; by default it is the environment variable
-``DGEN_THREADS`` if set, else every core (``os.cpu_count``-like, as Rust's
-``available_parallelism`` sees it). Either must be a whole number from 1 to 1024, else
+A batch is split into contiguous chunks that the threads take in turn, with the GIL
+released (the floats are converted on the threads too); each image depends only on
+(model, digit, seed), so the bytes do not depend on the thread count. ``AiGcMn(threads=N)`` sets the count; by default it is the environment variable
+``DGEN_THREADS`` if set when the ``AiGcMn`` is made, else every core (Rust's
+``available_parallelism``). Either must be a whole number from 1 to 1024, else
 ``ValueError``.
 """
 
@@ -119,7 +119,7 @@ class AiGcMn:
     ``model`` is the path of a ``.dgen`` file (default: the model shipped in the package);
     ``seed`` a base seed for reproducible output (None: fresh noise on every call);
     ``threads`` the number of threads a batch is split across (None: ``DGEN_THREADS``
-    if set, else every core). Raises ``ValueError`` for a bad model file, seed or thread
+    if set when the object is made, else every core). Raises ``ValueError`` for a bad model file, seed or thread
     count (``DGEN_THREADS`` included), ``OSError`` if the file is unreadable.
     """
 
