@@ -1,8 +1,9 @@
 //! `aigcmn._native`: the Rust half of the Python package `aigcmn`.
 //!
 //! The Python wrapper (`python/aigcmn/__init__.py`) turns tensors, arrays, lists and
-//! strings into a `bytes` of labels and a base seed; this module runs
-//! [`generator_core`] on them with the GIL released and hands back either the raw
+//! strings into a `bytes` of labels, a base seed and a thread count; this module runs
+//! [`generator_core`] on them across threads (`generator_core::threads`) with the GIL
+//! released, writing straight into the returned object, and hands back either the raw
 //! images or the floats of [`generator_core::to_signed_unit`] (`p / 127.5 - 1` in `f32`),
 //! so the Python side never re-implements the pixel formula.
 
