@@ -4,10 +4,12 @@
  *   cc -O2 -Icapi/include capi/examples/main.c target/release/libdgen.a -lpthread -ldl -lm
  *   ./a.out [DIGITS [SEED [COUNT]]]      (defaults: 0123456789 42 1)
  *   ./a.out --bench RUNS                 (median microseconds per digit, on stderr:
- *                                         dgen_generate vs dgen_generate_batch)
+ *                                         dgen_generate vs dgen_generate_batch, and
+ *                                         1,000 digits on one thread vs the default)
  *
  * Image k (row-major over COUNT rows of DIGITS) uses seed SEED + k, as firmware-sim does.
- * It also checks, before anything else, that bad arguments give the documented codes. */
+ * It also checks, before anything else, that bad arguments give the documented codes and
+ * that a batch gives the same bytes on 1, 2 and 3 threads. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +53,32 @@ static int self_check(const uint8_t *model, size_t len, uint8_t *arena, size_t a
                   DGEN_ERR_ARENA_TOO_SMALL);
     bad |= expect("generate(digit 10)",
                   dgen_generate(model, len, 10, 0, image, arena, arena_len), DGEN_ERR_INVALID_DIGIT);
+    bad |= expect("generate_batch_threads(too many)",
+                  dgen_generate_batch_threads(model, len, junk, 1, 0, image, sizeof image, arena,
+                                              arena_len, DGEN_MAX_THREADS + 1),
+                  DGEN_ERR_THREADS);
+    /* The same bytes on 1, 2 and 3 threads (one thread for all in a library built without
+     * the threads feature). */
+    enum { N = 13 };
+    static uint8_t one[N * DGEN_IMAGE_PIXELS], more[N * DGEN_IMAGE_PIXELS];
+    uint8_t digits[N];
+    for (int i = 0; i < N; i++) {
+        digits[i] = (uint8_t)((i * 7 + i / 3) % 10);
+    }
+    for (uint32_t t = 1; t <= 3; t++) {
+        uint8_t *dst = t == 1 ? one : more;
+        int32_t rc = dgen_generate_batch_threads(model, len, digits, N, 4000000000u, dst,
+                                                 sizeof one, arena, arena_len, t);
+        bad |= expect("generate_batch_threads", rc, DGEN_OK);
+        if (rc == DGEN_OK && t > 1 && memcmp(one, more, sizeof one) != 0) {
+            fprintf(stderr, "check failed: %u threads gave other bytes than one\n", (unsigned)t);
+            bad = 1;
+        }
+    }
+    if (dgen_default_threads() < 1) {
+        fprintf(stderr, "DGEN_THREADS: %s\n", dgen_error_message(dgen_default_threads()));
+        bad = 1;
+    }
     if (strcmp(dgen_error_message(DGEN_OK), "success") != 0 || dgen_error_message(12345) == NULL) {
         fprintf(stderr, "check failed: dgen_error_message\n");
         bad = 1;
@@ -118,6 +146,30 @@ int main(int argc, char **argv) {
         qsort(batch, (size_t)runs, sizeof batch[0], cmp_double);
         fprintf(stderr, "64 digits x %d runs, median us per digit: dgen_generate %.1f, "
                 "dgen_generate_batch %.1f\n", runs, single[runs / 2], batch[runs / 2]);
+        /* Threads: 1,000 digits on one thread and on the default count, alternating. */
+        enum { BIG = 1000 };
+        static uint8_t big[BIG * DGEN_IMAGE_PIXELS], big_labels[BIG];
+        for (int k = 0; k < BIG; k++) {
+            big_labels[k] = (uint8_t)(k % 10);
+        }
+        for (int r = 0; r < runs; r++) {
+            for (int t = 0; t < 2; t++) {
+                double start = now_us();
+                int32_t rc = dgen_generate_batch_threads(model, len, big_labels, BIG, 0, big,
+                                                         sizeof big, arena, sizeof arena,
+                                                         t == 0 ? 1u : 0u);
+                if (rc != DGEN_OK) {
+                    fprintf(stderr, "generate_batch_threads: %s\n", dgen_error_message(rc));
+                    return 1;
+                }
+                (t == 0 ? single : batch)[r] = (now_us() - start) / BIG;
+            }
+        }
+        qsort(single, (size_t)runs, sizeof single[0], cmp_double);
+        qsort(batch, (size_t)runs, sizeof batch[0], cmp_double);
+        fprintf(stderr, "%d digits x %d runs, median us per digit: 1 thread %.1f, "
+                "%d threads %.1f (%.2fx)\n", BIG, runs, single[runs / 2],
+                (int)dgen_default_threads(), batch[runs / 2], single[runs / 2] / batch[runs / 2]);
         return 0;
     }
 

@@ -54,11 +54,18 @@
 // An error this version of the library has no specific code for.
 #define DGEN_ERR_OTHER -13
 
+// A thread count outside `0..=DGEN_MAX_THREADS`, or a `DGEN_THREADS` environment
+// variable that is not a whole number from 1 to `DGEN_MAX_THREADS`.
+#define DGEN_ERR_THREADS -14
+
 // Bytes in one generated image (28 x 28, row-major, 0 = background, 255 = ink).
 #define DGEN_IMAGE_PIXELS 784
 
 // An arena of this many bytes suffices for every model the library accepts.
 #define DGEN_MAX_ARENA_BYTES 9408
+
+// The largest thread count `dgen_generate_batch_threads` and `DGEN_THREADS` accept.
+#define DGEN_MAX_THREADS 1024
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +113,11 @@ int32_t dgen_generate(const uint8_t *model,
 // (checksum included) on every call. Every digit is checked before anything is
 // generated. Returns `DGEN_OK` or a negative `DGEN_ERR_*` code.
 //
+// A library built with the `threads` feature splits the batch across
+// `dgen_default_threads()` threads (`DGEN_ERR_THREADS` if the `DGEN_THREADS`
+// environment variable is set to something that is not a count); without it, the batch
+// runs on the calling thread. The bytes are the same either way.
+//
 // # Safety
 // - `model` is null or points to `model_len` readable bytes.
 // - `digits` is null or points to `count` readable bytes (it may be null if `count` is 0).
@@ -122,6 +134,32 @@ int32_t dgen_generate_batch(const uint8_t *model,
                             size_t images_len,
                             uint8_t *arena,
                             size_t arena_len);
+
+// `dgen_generate_batch` on at most `threads` threads: `0` means the default
+// (`dgen_default_threads()`), `1` to `DGEN_MAX_THREADS` that many (never more than
+// `count`); other values give `DGEN_ERR_THREADS`. With more than one thread, each
+// thread has its own arena on its stack and `arena` is only checked for size. A
+// library built without the `threads` feature runs every batch on the calling thread.
+// The bytes do not depend on the thread count.
+//
+// # Safety
+// As `dgen_generate_batch`.
+int32_t dgen_generate_batch_threads(const uint8_t *model,
+                                    size_t model_len,
+                                    const uint8_t *digits,
+                                    size_t count,
+                                    uint32_t seed,
+                                    uint8_t *images,
+                                    size_t images_len,
+                                    uint8_t *arena,
+                                    size_t arena_len,
+                                    uint32_t threads);
+
+// Returns the number of threads `dgen_generate_batch` uses: with the `threads`
+// feature, the `DGEN_THREADS` environment variable if set (`DGEN_ERR_THREADS` if it
+// is not a whole number from 1 to `DGEN_MAX_THREADS`), else the host's core count;
+// `1` in a library built without it.
+int32_t dgen_default_threads(void);
 
 // Returns a static, NUL-terminated English description of a `DGEN_*` code (a generic
 // text for codes it does not know). Never returns null.

@@ -1,4 +1,4 @@
-//! C ABI over [`generator_core`]: five functions, no allocation, no panics.
+//! C ABI over [`generator_core`]: seven functions, no allocation, no panics.
 //!
 //! The header is `include/dgen.h` (generated from this file by cbindgen; a test fails
 //! when it drifts). Build the static library with
@@ -14,12 +14,20 @@
 //! The code is `no_std` in all but name: `std` is linked only on hosted targets, where
 //! it supplies the panic runtime; on bare metal (`target_os = "none"`) the crate is
 //! `#![no_std]` and, with the default `panic-handler` feature, brings a spinning panic
-//! handler so that the static library links on its own. No path in this crate panics:
+//! handler so that the static library links on its own. With the `threads` feature
+//! (hosts only), [`dgen_generate_batch`] splits a batch across threads
+//! (`generator_core::threads`; the count from `DGEN_THREADS`, else every core, or the
+//! argument of [`dgen_generate_batch_threads`]); the standard library then allocates the
+//! threads and their stacks. Without it a batch runs on the calling thread, in the
+//! caller's arena. No path in this crate panics:
 //! slices are only built from checked pointers, and errors are returned as codes. Were a
 //! panic to happen anyway, Rust aborts rather than unwind out of an `extern "C"` function.
 
 #![no_std]
 #![deny(missing_docs)]
+
+#[cfg(all(feature = "threads", target_os = "none"))]
+compile_error!("feature `threads` needs an operating system: leave it off on bare metal");
 
 #[cfg(not(target_os = "none"))]
 extern crate std;
@@ -57,6 +65,9 @@ pub const DGEN_ERR_BUFFER_TOO_SMALL: i32 = -11;
 pub const DGEN_ERR_LENGTH: i32 = -12;
 /// An error this version of the library has no specific code for.
 pub const DGEN_ERR_OTHER: i32 = -13;
+/// A thread count outside `0..=DGEN_MAX_THREADS`, or a `DGEN_THREADS` environment
+/// variable that is not a whole number from 1 to `DGEN_MAX_THREADS`.
+pub const DGEN_ERR_THREADS: i32 = -14;
 
 /// Bytes in one generated image (28 x 28, row-major, 0 = background, 255 = ink).
 pub const DGEN_IMAGE_PIXELS: usize = 784;
@@ -64,10 +75,15 @@ pub const DGEN_IMAGE_PIXELS: usize = 784;
 /// An arena of this many bytes suffices for every model the library accepts.
 pub const DGEN_MAX_ARENA_BYTES: usize = 9408;
 
+/// The largest thread count `dgen_generate_batch_threads` and `DGEN_THREADS` accept.
+pub const DGEN_MAX_THREADS: u32 = 1024;
+
 // The header carries literal values (cbindgen cannot follow paths into the core):
 // keep them equal to the core's constants.
 const _: () = assert!(DGEN_IMAGE_PIXELS == IMAGE_PIXELS);
 const _: () = assert!(DGEN_MAX_ARENA_BYTES == generator_core::MAX_ARENA_BYTES);
+#[cfg(feature = "threads")]
+const _: () = assert!(DGEN_MAX_THREADS as usize == generator_core::threads::MAX_THREADS);
 
 /// The code for a core error.
 const fn code(e: Error) -> i32 {
@@ -200,6 +216,11 @@ pub unsafe extern "C" fn dgen_generate(
 /// (checksum included) on every call. Every digit is checked before anything is
 /// generated. Returns `DGEN_OK` or a negative `DGEN_ERR_*` code.
 ///
+/// A library built with the `threads` feature splits the batch across
+/// `dgen_default_threads()` threads (`DGEN_ERR_THREADS` if the `DGEN_THREADS`
+/// environment variable is set to something that is not a count); without it, the batch
+/// runs on the calling thread. The bytes are the same either way.
+///
 /// # Safety
 /// - `model` is null or points to `model_len` readable bytes.
 /// - `digits` is null or points to `count` readable bytes (it may be null if `count` is 0).
@@ -220,11 +241,45 @@ pub unsafe extern "C" fn dgen_generate_batch(
     arena: *mut u8,
     arena_len: usize,
 ) -> i32 {
+    // SAFETY: the same contract.
+    unsafe {
+        dgen_generate_batch_threads(
+            model, model_len, digits, count, seed, images, images_len, arena, arena_len, 0,
+        )
+    }
+}
+
+/// `dgen_generate_batch` on at most `threads` threads: `0` means the default
+/// (`dgen_default_threads()`), `1` to `DGEN_MAX_THREADS` that many (never more than
+/// `count`); other values give `DGEN_ERR_THREADS`. With more than one thread, each
+/// thread has its own arena on its stack and `arena` is only checked for size. A
+/// library built without the `threads` feature runs every batch on the calling thread.
+/// The bytes do not depend on the thread count.
+///
+/// # Safety
+/// As `dgen_generate_batch`.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dgen_generate_batch_threads(
+    model: *const u8,
+    model_len: usize,
+    digits: *const u8,
+    count: usize,
+    seed: u32,
+    images: *mut u8,
+    images_len: usize,
+    arena: *mut u8,
+    arena_len: usize,
+    threads: u32,
+) -> i32 {
     if images.is_null() || arena.is_null() || (digits.is_null() && count > 0) {
         return DGEN_ERR_NULL_POINTER;
     }
     if images_len > isize::MAX as usize || arena_len > isize::MAX as usize {
         return DGEN_ERR_LENGTH;
+    }
+    if threads > DGEN_MAX_THREADS {
+        return DGEN_ERR_THREADS;
     }
     let Some(needed) = count.checked_mul(IMAGE_PIXELS) else {
         return DGEN_ERR_BUFFER_TOO_SMALL;
@@ -246,16 +301,60 @@ pub unsafe extern "C" fn dgen_generate_batch(
             Err(e) => return e,
         }
     };
+    let threads = match threads {
+        0 => match default_threads() {
+            Ok(n) => n,
+            Err(e) => return e,
+        },
+        n => n as usize,
+    };
+    #[cfg(not(feature = "threads"))]
+    let _ = threads; // one thread: the loop below
     // SAFETY: non-null, length bounded, writable and unaliased per the contract.
     let images = unsafe { core::slice::from_raw_parts_mut(images, needed) };
     // SAFETY: as above.
     let arena = unsafe { core::slice::from_raw_parts_mut(arena, arena_len) };
     let (images, _) = images.as_chunks_mut::<IMAGE_PIXELS>();
-    let result =
-        Generator::new(&model, arena).and_then(|mut g| g.generate_batch(labels, seed, images));
+    let result = Generator::new(&model, arena).and_then(|mut g| {
+        #[cfg(feature = "threads")]
+        if let Some(n) = core::num::NonZeroUsize::new(threads).filter(|n| n.get() > 1) {
+            return generator_core::threads::generate_batch_threads(
+                &model, labels, seed, images, n,
+            );
+        }
+        g.generate_batch(labels, seed, images)
+    });
     match result {
         Ok(()) => DGEN_OK,
         Err(e) => code(e),
+    }
+}
+
+/// The thread count from `DGEN_THREADS` or the host, or `DGEN_ERR_THREADS`.
+#[cfg(feature = "threads")]
+fn default_threads() -> Result<usize, i32> {
+    generator_core::threads::default_threads()
+        .map(core::num::NonZeroUsize::get)
+        .map_err(|_| DGEN_ERR_THREADS)
+}
+
+/// Without the `threads` feature every batch runs on the calling thread.
+#[cfg(not(feature = "threads"))]
+fn default_threads() -> Result<usize, i32> {
+    Ok(1)
+}
+
+/// Returns the number of threads `dgen_generate_batch` uses: with the `threads`
+/// feature, the `DGEN_THREADS` environment variable if set (`DGEN_ERR_THREADS` if it
+/// is not a whole number from 1 to `DGEN_MAX_THREADS`), else the host's core count;
+/// `1` in a library built without it.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn dgen_default_threads() -> i32 {
+    match default_threads() {
+        // At most MAX_THREADS, or the host's parallelism: far below i32::MAX.
+        Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        Err(e) => e,
     }
 }
 
@@ -279,6 +378,9 @@ pub extern "C" fn dgen_error_message(code: i32) -> *const c_char {
         DGEN_ERR_BUFFER_TOO_SMALL => c"output buffer too small",
         DGEN_ERR_LENGTH => c"length larger than PTRDIFF_MAX",
         DGEN_ERR_OTHER => c"unclassified error",
+        DGEN_ERR_THREADS => {
+            c"thread count must be 0 (default) or 1..1024; DGEN_THREADS, if set, 1..1024"
+        }
         _ => c"unknown dgen error code",
     };
     text.as_ptr()

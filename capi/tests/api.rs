@@ -204,7 +204,7 @@ fn misuse_gives_the_documented_codes() {
 
 #[test]
 fn every_code_has_its_own_message() {
-    let codes = (DGEN_ERR_OTHER..=DGEN_OK).collect::<Vec<_>>();
+    let codes = (DGEN_ERR_THREADS..=DGEN_OK).collect::<Vec<_>>();
     let unknown = unsafe { CStr::from_ptr(dgen_error_message(1)) };
     let mut seen = std::collections::HashSet::new();
     for code in codes {
@@ -216,8 +216,65 @@ fn every_code_has_its_own_message() {
             "code {code} repeats a message"
         );
     }
-    for code in [1, -14, i32::MIN, i32::MAX] {
+    for code in [1, -15, i32::MIN, i32::MAX] {
         // SAFETY: as above.
         assert_eq!(unsafe { CStr::from_ptr(dgen_error_message(code)) }, unknown);
     }
+}
+
+/// `dgen_generate_batch_threads` with `threads` threads: its code and the images.
+fn batch_threads(digits: &[u8], seed: u32, threads: u32) -> (i32, Vec<u8>) {
+    let m = default_bytes();
+    let mut images = vec![0u8; digits.len() * 784];
+    let mut arena = [0u8; DGEN_MAX_ARENA_BYTES];
+    // SAFETY: all buffers are live and sized as passed.
+    let rc = unsafe {
+        dgen_generate_batch_threads(
+            m.as_ptr(),
+            m.len(),
+            digits.as_ptr(),
+            digits.len(),
+            seed,
+            images.as_mut_ptr(),
+            images.len(),
+            arena.as_mut_ptr(),
+            arena.len(),
+            threads,
+        )
+    };
+    (rc, images)
+}
+
+#[test]
+fn batch_bytes_do_not_depend_on_the_thread_count() {
+    for (n, seed) in [(1usize, 5u32), (13, u32::MAX - 3), (10_000, 42)] {
+        let digits: Vec<u8> = (0..n).map(|i| ((i * 7 + i / 3) % 10) as u8).collect();
+        let (rc, one) = batch_threads(&digits, seed, 1);
+        assert_eq!(rc, DGEN_OK);
+        if n <= 13 {
+            for (i, img) in one.chunks_exact(784).enumerate() {
+                assert_eq!(img, core_image(digits[i], seed.wrapping_add(i as u32)));
+            }
+        }
+        for threads in [0, 2, 3] {
+            let (rc, images) = batch_threads(&digits, seed, threads);
+            assert_eq!(rc, DGEN_OK);
+            assert!(images == one, "batch {n}, threads {threads}: images differ");
+        }
+    }
+}
+
+#[test]
+fn thread_counts() {
+    assert_eq!(batch_threads(&[1, 2], 0, DGEN_MAX_THREADS).0, DGEN_OK);
+    assert_eq!(
+        batch_threads(&[1, 2], 0, DGEN_MAX_THREADS + 1).0,
+        DGEN_ERR_THREADS
+    );
+    assert_eq!(batch_threads(&[1, 2], 0, u32::MAX).0, DGEN_ERR_THREADS);
+    // The default: DGEN_THREADS if set (CI may set it), else the host's parallelism.
+    let expected =
+        generator_core::threads::default_threads().map_or(DGEN_ERR_THREADS, |n| n.get() as i32);
+    assert_eq!(dgen_default_threads(), expected);
+    assert!(dgen_default_threads() >= 1 || std::env::var_os("DGEN_THREADS").is_some());
 }

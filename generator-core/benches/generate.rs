@@ -3,10 +3,11 @@
 //! `cargo bench -p generator-core --bench generate`
 
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use generator_core::{Generator, Image, MAX_ARENA_BYTES, default_model};
+use generator_core::{Generator, Image, MAX_ARENA_BYTES, default_model, threads};
 
 fn bench(c: &mut Criterion) {
     let model = default_model().expect("default model loads");
@@ -37,6 +38,30 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Across threads (feature `std`): 1,000 digits on one thread and on every core
+    // (`DGEN_THREADS` or the host's parallelism).
+    let mut group = c.benchmark_group("threads");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1000));
+    let labels: Vec<u8> = (0..1000).map(|i| (i % 10) as u8).collect();
+    let mut out = vec![[0u8; 784]; 1000];
+    let all = threads::default_threads().expect("DGEN_THREADS");
+    for (name, n) in [
+        ("batch_1000_threads_1", NonZeroUsize::MIN),
+        ("batch_1000_threads_all", all),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                threads::generate_batch_threads(&model, black_box(&labels), 42, &mut out, n)
+                    .unwrap();
+                black_box(&out);
+            })
+        });
+    }
+    group.finish();
+    println!("(threads_all: {all} threads)");
     println!("({macs} MACs per digit: digits/s x {macs} = MAC/s)");
 }
 

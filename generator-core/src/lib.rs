@@ -17,6 +17,8 @@ pub mod noise;
 pub mod ops;
 pub mod splitmix;
 mod stream;
+#[cfg(feature = "std")]
+pub mod threads;
 
 pub use arch::Arch;
 pub use error::{Error, Result};

@@ -16,6 +16,15 @@ Image ``i`` of a call uses the noise of seed ``(base + i) mod 2**32``, the sched
 ``firmware-sim --seed base`` and of the C example. ``base`` is the ``seed`` given to
 ``AiGcMn`` (so every call with the same labels returns the same images), or, when
 ``seed`` is None, a fresh 32-bit value from ``secrets.randbits`` drawn on every call.
+
+Threads
+-------
+A batch is split into contiguous chunks that the threads take in turn, with the GIL
+released (the floats are converted on the threads too); each image depends only on
+(model, digit, seed), so the bytes do not depend on the thread count. ``AiGcMn(threads=N)`` sets the count; by default it is the environment variable
+``DGEN_THREADS`` if set when the ``AiGcMn`` is made, else every core (Rust's
+``available_parallelism``). Either must be a whole number from 1 to 1024, else
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -50,6 +59,17 @@ def _check_seed(seed: Any) -> Optional[int]:
     if not 0 <= int(seed) < _SEED_LIMIT:
         raise ValueError(f"seed {seed} is outside 0..2**32-1")
     return int(seed)
+
+
+def _check_threads(threads: Any) -> int:
+    """The thread count: ``threads`` if given, else ``DGEN_THREADS`` or every core."""
+    if threads is None:
+        return _native.default_threads()  # ValueError naming DGEN_THREADS if it is bad
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise ValueError(f"threads must be an int from 1 to {_native.MAX_THREADS} or None, got {threads!r}")
+    if not 1 <= int(threads) <= _native.MAX_THREADS:
+        raise ValueError(f"threads {threads} is outside 1-{_native.MAX_THREADS}")
+    return int(threads)
 
 
 def _torch_tensor_type():
@@ -97,13 +117,17 @@ class AiGcMn:
     """Drop-in for the course project's generator class.
 
     ``model`` is the path of a ``.dgen`` file (default: the model shipped in the package);
-    ``seed`` a base seed for reproducible output (None: fresh noise on every call).
-    Raises ``ValueError`` for a bad model file or seed, ``OSError`` if the file is
-    unreadable.
+    ``seed`` a base seed for reproducible output (None: fresh noise on every call);
+    ``threads`` the number of threads a batch is split across (None: ``DGEN_THREADS``
+    if set when the object is made, else every core). Raises ``ValueError`` for a bad model file, seed or thread
+    count (``DGEN_THREADS`` included), ``OSError`` if the file is unreadable.
     """
 
     def __init__(
-        self, model: Union[str, PathLike, None] = None, seed: Optional[int] = None
+        self,
+        model: Union[str, PathLike, None] = None,
+        seed: Optional[int] = None,
+        threads: Optional[int] = None,
     ) -> None:
         if model is None:
             self._engine = _native.Engine(None)
@@ -115,6 +139,7 @@ class AiGcMn:
             except ValueError as e:
                 raise ValueError(f"{model}: {e}") from None
         self.seed = _check_seed(seed)
+        self.threads = _check_threads(threads)
 
     def _base_seed(self) -> int:
         return secrets.randbits(32) if self.seed is None else self.seed
@@ -126,7 +151,7 @@ class AiGcMn:
         tuple of ints, or a string of digits. The result is a torch tensor when
         ``labels`` is one, else a numpy array. ``ValueError`` names the first label
         outside 0-9, a non-integer dtype or a shape that is not 1-D. The GIL is released
-        while the images are generated.
+        while the images are generated, on ``self.threads`` threads.
         """
         tensor_type = _torch_tensor_type()
         is_torch = tensor_type is not None and isinstance(labels, tensor_type)
@@ -140,7 +165,7 @@ class AiGcMn:
         if n == 0:
             out = np.empty((0, 1, IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
         else:
-            raw = self._engine.generate_f32(arr.tobytes(), self._base_seed())
+            raw = self._engine.generate_f32(arr.tobytes(), self._base_seed(), self.threads)
             out = np.frombuffer(raw, dtype=np.float32).reshape(n, 1, IMAGE_SIDE, IMAGE_SIDE)
         if is_torch:
             import torch  # already imported by the caller: labels is a torch tensor
@@ -152,8 +177,11 @@ class AiGcMn:
         """The raw images for ``labels`` (same inputs and seeds as ``generator``):
         uint8, ``N x 28 x 28``, 0 = background, 255 = ink."""
         arr = _labels_to_array(labels)
-        raw = self._engine.generate_u8(arr.tobytes(), self._base_seed())
+        raw = self._engine.generate_u8(arr.tobytes(), self._base_seed(), self.threads)
         return np.frombuffer(raw, dtype=np.uint8).reshape(arr.shape[0], IMAGE_SIDE, IMAGE_SIDE)
 
     def __repr__(self) -> str:
-        return f"AiGcMn(seed={self.seed!r}, model_bytes={self._engine.model_bytes})"
+        return (
+            f"AiGcMn(seed={self.seed!r}, threads={self.threads}, "
+            f"model_bytes={self._engine.model_bytes})"
+        )

@@ -1,16 +1,18 @@
 //! `aigcmn._native`: the Rust half of the Python package `aigcmn`.
 //!
 //! The Python wrapper (`python/aigcmn/__init__.py`) turns tensors, arrays, lists and
-//! strings into a `bytes` of labels and a base seed; this module runs
-//! [`generator_core`] on them with the GIL released and hands back either the raw
+//! strings into a `bytes` of labels, a base seed and a thread count; this module runs
+//! [`generator_core`] on them across threads (`generator_core::threads`) with the GIL
+//! released, writing straight into the returned object, and hands back either the raw
 //! images or the floats of [`generator_core::to_signed_unit`] (`p / 127.5 - 1` in `f32`),
 //! so the Python side never re-implements the pixel formula.
 
 #![deny(missing_docs)]
 
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
-use generator_core::{Generator, IMAGE_PIXELS, Image, Model, NUM_CLASSES};
+use generator_core::{Generator, IMAGE_PIXELS, Model, NUM_CLASSES, threads};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
@@ -22,6 +24,8 @@ enum BatchError {
     Label { index: usize, value: u8 },
     /// The core refused (bad model, arena, ...).
     Core(generator_core::Error),
+    /// A thread count outside `1..=MAX_THREADS`.
+    Threads(threads::ThreadsError),
 }
 
 impl From<BatchError> for PyErr {
@@ -31,6 +35,7 @@ impl From<BatchError> for PyErr {
                 PyValueError::new_err(format!("label {value} at index {index} is outside 0-9"))
             }
             BatchError::Core(e) => PyValueError::new_err(format!("generator: {e}")),
+            BatchError::Threads(e) => PyValueError::new_err(e.to_string()),
         }
     }
 }
@@ -55,8 +60,8 @@ impl Engine {
         Model::from_bytes(self.bytes()).map_err(BatchError::Core)
     }
 
-    /// Image `i` of `labels` from seed `seed + i` (wrapping), the core's batch schedule.
-    fn images(&self, labels: &[u8], seed: u32) -> Result<Vec<Image>, BatchError> {
+    /// Checks the labels (the error names the first bad one) and the thread count.
+    fn check(&self, labels: &[u8], threads: usize) -> Result<NonZeroUsize, BatchError> {
         if let Some((index, &value)) = labels
             .iter()
             .enumerate()
@@ -64,14 +69,7 @@ impl Engine {
         {
             return Err(BatchError::Label { index, value });
         }
-        let model = self.decode()?;
-        let mut arena = vec![0u8; model.arena_bytes()];
-        let mut generator = Generator::new(&model, &mut arena).map_err(BatchError::Core)?;
-        let mut images = vec![[0u8; IMAGE_PIXELS]; labels.len()];
-        generator
-            .generate_batch(labels, seed, &mut images)
-            .map_err(BatchError::Core)?;
-        Ok(images)
+        threads::check_threads(threads).map_err(BatchError::Threads)
     }
 }
 
@@ -100,36 +98,46 @@ impl Engine {
     }
 
     /// Raw images: `len(labels) * 784` bytes, image `i` from seed `seed + i` (mod 2**32),
-    /// row-major, 0 = background, 255 = ink. `labels` holds one byte per digit.
+    /// row-major, 0 = background, 255 = ink. `labels` holds one byte per digit; the
+    /// batch is split across `threads` threads (the bytes do not depend on it).
     fn generate_u8<'py>(
         &self,
         py: Python<'py>,
         labels: &[u8],
         seed: u32,
+        threads: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let images = py.detach(|| self.images(labels, seed))?;
-        Ok(PyBytes::new(py, images.as_flattened()))
+        let threads = self.check(labels, threads)?;
+        let model = self.decode()?;
+        // The new object is not reachable from Python until this returns, so its
+        // buffer can be filled with the GIL released.
+        PyBytes::new_with(py, labels.len() * IMAGE_PIXELS, |buf| {
+            py.detach(|| {
+                let (images, _) = buf.as_chunks_mut::<IMAGE_PIXELS>();
+                threads::generate_batch_threads(&model, labels, seed, images, threads)
+            })
+            .map_err(|e| BatchError::Core(e).into())
+        })
     }
 
     /// The same images as float32 `p / 127.5 - 1` (generator-core's `to_signed_unit`),
-    /// native byte order, `len(labels) * 784 * 4` bytes in a writable `bytearray`.
+    /// native byte order, `len(labels) * 784 * 4` bytes in a writable `bytearray`,
+    /// converted on the generating threads.
     fn generate_f32<'py>(
         &self,
         py: Python<'py>,
         labels: &[u8],
         seed: u32,
+        threads: usize,
     ) -> PyResult<Bound<'py, PyByteArray>> {
-        let floats = py.detach(|| -> Result<Vec<f32>, BatchError> {
-            let images = self.images(labels, seed)?;
-            let mut floats = vec![0.0f32; images.len() * IMAGE_PIXELS];
-            generator_core::to_signed_unit(&images, &mut floats).map_err(BatchError::Core)?;
-            Ok(floats)
-        })?;
-        PyByteArray::new_with(py, floats.len() * 4, |buf| {
-            for (dst, v) in buf.chunks_exact_mut(4).zip(&floats) {
-                dst.copy_from_slice(&v.to_ne_bytes());
-            }
-            Ok(())
+        let threads = self.check(labels, threads)?;
+        let model = self.decode()?;
+        // As in `generate_u8`: filled before Python can see it.
+        PyByteArray::new_with(py, labels.len() * IMAGE_PIXELS * 4, |buf| {
+            py.detach(|| {
+                threads::generate_batch_threads_f32_bytes(&model, labels, seed, buf, threads)
+            })
+            .map_err(|e| BatchError::Core(e).into())
         })
     }
 
@@ -165,10 +173,22 @@ impl Engine {
     }
 }
 
+/// The default thread count: `DGEN_THREADS` when set, else the host's available
+/// parallelism. `ValueError` naming the variable if its value is not a count.
+#[pyfunction]
+fn default_threads() -> PyResult<usize> {
+    threads::default_threads()
+        .map(NonZeroUsize::get)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// The compiled half of `aigcmn`.
 #[pymodule(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(default_threads, m)?)?;
+    m.add("MAX_THREADS", threads::MAX_THREADS)?;
+    m.add("THREADS_ENV", threads::THREADS_ENV)?;
     m.add("IMAGE_SIDE", generator_core::IMAGE_SIDE)?;
     m.add("DEFAULT_MODEL_BYTES", generator_core::DEFAULT_MODEL.len())?;
     Ok(())

@@ -137,7 +137,9 @@ def test_other_types_raise_type_error():
 def test_native_layer_rejects_bad_labels_itself():
     engine = AiGcMn(seed=1)._engine
     with pytest.raises(ValueError, match="label 11 at index 1"):
-        engine.generate_u8(bytes([1, 11]), 0)
+        engine.generate_u8(bytes([1, 11]), 0, 1)
+    with pytest.raises(ValueError, match="threads"):
+        engine.generate_u8(bytes([1, 2]), 0, 0)
 
 
 def test_seed_schedule_and_fresh_noise():
@@ -181,7 +183,7 @@ def test_model_path(tmp_path):
 
 
 def test_gil_is_released_while_generating():
-    gen = AiGcMn(seed=1)
+    gen = AiGcMn(seed=1, threads=1)  # one thread: a long enough call to sample
     labels = np.arange(2000) % 10
     started = threading.Event()
     window = []
@@ -204,6 +206,40 @@ def test_gil_is_released_while_generating():
     middle = [t for t in ticks if t0 + 0.25 * (t1 - t0) < t < t0 + 0.75 * (t1 - t0)]
     # With the GIL held through the Rust call this thread could not run mid-call at all.
     assert len(middle) >= 10, (len(middle), t1 - t0)
+
+
+@pytest.mark.parametrize("n", [1, 13, 10_000])
+def test_bytes_do_not_depend_on_the_thread_count(n):
+    labels = (np.arange(n) * 7 + np.arange(n) // 3) % 10
+    seed = 2**32 - 5_000  # the large batch wraps the seed
+    floats = [AiGcMn(seed=seed, threads=t).generator(labels) for t in (1, 2, 3)]
+    raw = [AiGcMn(seed=seed, threads=t).images_u8(labels) for t in (1, 2, 3)]
+    for f, u in zip(floats, raw):
+        assert f.shape == (n, 1, 28, 28) and u.shape == (n, 28, 28)
+        assert f.tobytes() == floats[0].tobytes()
+        assert u.tobytes() == raw[0].tobytes()
+    assert np.array_equal(floats[0][:, 0], to_signed_unit(raw[0]))
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1025, 2**70, True, 1.5, "2"])
+def test_bad_thread_count(threads):
+    with pytest.raises(ValueError, match="threads"):
+        AiGcMn(threads=threads)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.delenv("DGEN_THREADS", raising=False)
+    assert AiGcMn().threads >= 1  # every core
+    monkeypatch.setenv("DGEN_THREADS", "3")
+    assert AiGcMn().threads == 3
+    assert AiGcMn(threads=2).threads == 2, "the argument wins"
+    assert "threads=3" in repr(AiGcMn(seed=1))
+    for bad in ["0", "", "all", "-2", "1.5", "2000"]:
+        monkeypatch.setenv("DGEN_THREADS", bad)
+        with pytest.raises(ValueError) as err:
+            AiGcMn()
+        assert f'DGEN_THREADS="{bad}"' in str(err.value), str(err.value)
+        assert AiGcMn(threads=1).threads == 1, "not read when the argument is given"
 
 
 def test_torch_tensor_in_tensor_out():

@@ -297,12 +297,16 @@ fn store8(out: &mut [u8], at: usize, v: u64) {
     }
 }
 
-/// [`Avx2Pixels`]' block: each channel's requantisation in all eight lanes.
+/// [`Avx2Pixels`]' block: each channel's requantisation in all eight lanes. Only the
+/// first `params.len()` entries are read ([`pixels_row`]); the rest are copies of the
+/// first, so that a block of one channel (the default model's last layer, once per
+/// image) computes one [`Requant8`], not [`FAST_MAX_OUT_CH`].
 #[inline]
 #[target_feature(enable = "avx2")]
 fn pixels_block(params: &[Rescale]) -> [Requant8; FAST_MAX_OUT_CH] {
-    let mut rqs = [Requant8::new(&[Rescale::ZERO; LANES]); FAST_MAX_OUT_CH];
-    for (rq, r) in rqs.iter_mut().zip(params) {
+    let first = Requant8::new(&[params.first().copied().unwrap_or(Rescale::ZERO); LANES]);
+    let mut rqs = [first; FAST_MAX_OUT_CH];
+    for (rq, r) in rqs.iter_mut().zip(params).skip(1) {
         *rq = Requant8::new(&[*r; LANES]);
     }
     rqs
