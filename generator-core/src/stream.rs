@@ -170,9 +170,7 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
     /// Generates one image of `digit` (`0..=9`, else [`Error::InvalidDigit`]) from the
     /// noise of `seed`: the same bytes as [`crate::Generator::generate`].
     pub fn generate(&mut self, digit: u8, seed: u32, out: &mut Image) -> Result<()> {
-        let x = float_input(digit, seed)?;
-        let mut input = [0u8; INPUT_DIM];
-        quantize_network_input(self.model, &x, &mut input);
+        let input = network_input(self.model, digit, seed)?;
         let plan = self.plan;
         let layers = self.model.layers();
         let (even, odd) = self.arena.split_at_mut(plan.regions[0]);
@@ -227,6 +225,17 @@ impl<'m, 'a> StreamGenerator<'m, 'a> {
         activation::apply_lut_in_place(self.model.output_lut(), out);
         Ok(())
     }
+}
+
+/// The quantised network input for `(digit, seed)`. Out of line, so that the float
+/// noise and its temporaries (about 0.4 KB) are off the stack while the layers run: on
+/// the smallest boards the stack is most of the RAM left.
+#[inline(never)]
+fn network_input(model: &Model<'_>, digit: u8, seed: u32) -> Result<[u8; INPUT_DIM]> {
+    let x = float_input(digit, seed)?;
+    let mut input = [0u8; INPUT_DIM];
+    quantize_network_input(model, &x, &mut input);
+    Ok(input)
 }
 
 /// A layer run by rows, with its prepared weights (empty: merged per call).

@@ -15,10 +15,15 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::debug;
 use generator_core::fnv::fnv1a32;
 use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, Image, Model, StreamGenerator};
-use panic_semihosting as _;
+
+#[cfg(feature = "lm3s811evb")]
+mod mem;
+mod print;
+
+use print::{Line, line};
 
 /// The board this build is for (the cargo feature).
 #[cfg(feature = "mps2-an386")]
@@ -46,6 +51,7 @@ const CACHE_WORDS: usize = 1060 + StreamGenerator::SCRATCH_WORDS;
 /// `firmware-sim --seed 42 --checksums 0123456789`, so the host can check every image.
 const BASE_SEED: u32 = 42;
 /// Random cases per kernel in the start-up self-test of the dot-product kernels.
+#[cfg(not(feature = "lm3s811evb"))]
 const SELF_TEST_CASES: u32 = 200;
 /// The digit whose image is printed as ASCII art.
 const PREVIEW_DIGIT: u8 = 4;
@@ -58,6 +64,21 @@ const CALIBRATION_ITERATIONS: u32 = 1_000_000;
 const PAINT_WINDOW: usize = 64 * 1024;
 /// The paint pattern.
 const PAINT: u32 = 0xA5A5_A5A5;
+
+/// The interrupt part of the vector table on `lm3s811evb`: the LM3S811's 32 vectors (IRQ
+/// 0-31), all at cortex-m-rt's `DefaultHandler`. Without the `device` feature cortex-m-rt
+/// reserves the 240 an ARMv7-M core may have: 832 bytes more of the 64 KiB flash. No
+/// interrupt is enabled; only SysTick (an exception) runs.
+#[cfg(feature = "lm3s811evb")]
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
+#[cfg(feature = "lm3s811evb")]
+unsafe extern "C" {
+    /// cortex-m-rt's handler of unexpected interrupts (its linker script provides it).
+    fn DefaultHandler();
+}
 
 /// Number of times SysTick has wrapped around.
 static WRAPS: AtomicU32 = AtomicU32::new(0);
@@ -74,11 +95,25 @@ fn SysTick() {
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("error: hard fault at pc {:#010x}", frame.pc());
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
+    Line::new()
+        .s("error: hard fault at pc ")
+        .hex(frame.pc())
+        .print();
+    exit_failure()
+}
+
+/// Prints where the panic happened (no message: formatting it would link `core::fmt`)
+/// and exits QEMU with a failure status.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    cortex_m::interrupt::disable();
+    let mut text = Line::new();
+    text.s("error: panic");
+    if let Some(at) = info.location() {
+        text.s(" at ").s(at.file()).s(":").u(at.line());
     }
+    text.print();
+    exit_failure()
 }
 
 #[entry]
@@ -86,48 +121,48 @@ fn main() -> ! {
     let Some(mut core) = cortex_m::Peripherals::take() else {
         fail("core peripherals already taken")
     };
+    // Painted first, so that the peak covers the whole run: calibration, the model's
+    // loading, the self-test and the generation.
+    let painted = paint_stack();
     start_systick(&mut core.SYST);
 
-    hprintln!("digits-m4: generator-core on a {}", BOARD);
+    Line::new()
+        .s("digits-m4: generator-core on a ")
+        .s(BOARD)
+        .print();
     let milli_per_tick = calibrate();
     if let Some(milli_per_tick) = milli_per_tick {
-        hprintln!(
-            "calibration: {}.{:03} instructions per SysTick tick (40.000 on mps2-an386)",
-            milli_per_tick / 1000,
-            milli_per_tick % 1000
-        );
+        Line::new()
+            .s("calibration: ")
+            .milli(milli_per_tick)
+            .s(" instructions per SysTick tick (40.000 on mps2-an386)")
+            .print();
     }
 
-    let model = match generator_core::default_model() {
-        Ok(model) => model,
-        Err(e) => fail_with("shipped model does not load", e),
-    };
-    // The target's kernels (on the M4 the `asm!` loops) against their portable twins.
-    let bad =
-        generator_core::ops::self_test::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
-    hprintln!(
-        "kernel self-test: {} of {} random cases per kernel disagree",
-        bad,
-        SELF_TEST_CASES
-    );
-    if bad != 0 {
-        fail("kernel self-test failed");
-    }
-    let macs = model.macs_per_digit();
-    hprintln!(
-        "model: {} bytes (weights {}), streaming arena {} of {} bytes, {} MACs per digit",
-        generator_core::DEFAULT_MODEL.len(),
-        model.weight_bytes(),
-        StreamGenerator::arena_bytes(&model),
-        ARENA_BYTES,
-        macs
-    );
+    let model = load_model();
+    self_test();
+    let macs = u32::try_from(model.macs_per_digit()).unwrap_or(u32::MAX);
+    Line::new()
+        .s("model: ")
+        .u(generator_core::DEFAULT_MODEL.len() as u32)
+        .s(" bytes (weights ")
+        .u(model.weight_bytes() as u32)
+        .s("), streaming arena ")
+        .u(StreamGenerator::arena_bytes(&model) as u32)
+        .s(" of ")
+        .u(ARENA_BYTES as u32)
+        .s(" bytes, ")
+        .u(macs)
+        .s(" MACs per digit")
+        .print();
     #[cfg(feature = "mps2-an386")]
-    hprintln!(
-        "weight cache: {} of {} words",
-        StreamGenerator::weight_cache_words(&model),
-        CACHE_WORDS
-    );
+    Line::new()
+        .s("weight cache: ")
+        .u(StreamGenerator::weight_cache_words(&model) as u32)
+        .s(" of ")
+        .u(CACHE_WORDS as u32)
+        .s(" words")
+        .print();
 
     // Statics in .bss, so `llvm-size` accounts for them; each `singleton!` runs once.
     let Some(arena) = cortex_m::singleton!(: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
@@ -144,7 +179,6 @@ fn main() -> ! {
     #[cfg(not(feature = "mps2-an386"))]
     let cache: &mut [u32] = &mut [];
 
-    let painted = paint_stack();
     let (total, min, max) = generate_all(&model, arena, &mut cache[..], image, milli_per_tick);
     let peak = stack_peak(painted);
     #[cfg(feature = "mps2-an386")]
@@ -154,25 +188,88 @@ fn main() -> ! {
 
     if milli_per_tick.is_some() {
         let mean = total / 10;
-        hprintln!(
-            "instructions per digit: mean {} (min {}, max {})",
-            mean,
-            min,
-            max
-        );
-        let per_mac_x100 = (mean * 100 + macs / 2) / macs.max(1);
-        hprintln!(
-            "instructions per MAC: {}.{:02}",
-            per_mac_x100 / 100,
-            per_mac_x100 % 100
-        );
+        Line::new()
+            .s("instructions per digit: mean ")
+            .u(mean)
+            .s(" (min ")
+            .u(min)
+            .s(", max ")
+            .u(max)
+            .s(")")
+            .print();
+        Line::new()
+            .s("instructions per MAC: ")
+            .centi(ratio_x100(mean, macs))
+            .print();
     }
-    hprintln!("stack peak: {} bytes", peak);
-    hprintln!("done");
+    Line::new()
+        .s("stack peak: ")
+        .u(peak as u32)
+        .s(" bytes")
+        .print();
+    line("done");
     debug::exit(debug::EXIT_SUCCESS);
     loop {
         cortex_m::asm::wfi();
     }
+}
+
+/// The shipped model, checked. Out of line, so that the decoder's temporaries leave the
+/// stack before the generation starts (in `main`'s frame they took about 1.5 KB for the
+/// whole run).
+#[inline(never)]
+fn load_model() -> Model<'static> {
+    match generator_core::default_model() {
+        Ok(model) => model,
+        Err(e) => fail_with("shipped model does not load", e),
+    }
+}
+
+/// The target's kernels (on the M4 the `asm!` loops) against their portable twins.
+#[cfg(not(feature = "lm3s811evb"))]
+#[inline(never)]
+fn self_test() {
+    let bad =
+        generator_core::ops::self_test::kernel_self_test(u64::from(BASE_SEED), SELF_TEST_CASES);
+    Line::new()
+        .s("kernel self-test: ")
+        .u(bad)
+        .s(" of ")
+        .u(SELF_TEST_CASES)
+        .s(" random cases per kernel disagree")
+        .print();
+    if bad != 0 {
+        fail("kernel self-test failed");
+    }
+}
+
+/// None on `lm3s811evb`: it runs only the reference kernels (generator-core feature
+/// `reference-only`), which the self-test's kernels are checked against.
+#[cfg(feature = "lm3s811evb")]
+fn self_test() {
+    line("kernel self-test: none (reference kernels only)");
+}
+
+/// `100 n / d`, rounded to nearest, without 64-bit arithmetic (`d > 0`, else 0).
+fn ratio_x100(n: u32, d: u32) -> u32 {
+    if d == 0 {
+        return 0;
+    }
+    // `n % d < d`, so `100 (n % d) + d / 2` fits a `u32` for any `d` below 42 M.
+    (n / d) * 100 + ((n % d) * 100 + d / 2) / d
+}
+
+/// Instructions in `ticks` SysTick ticks at `milli_per_tick / 1000` instructions per
+/// tick, rounded down, in 32-bit arithmetic (a 64-bit division would link 1 KB of
+/// library code): `ticks * m / 1000` with `ticks = 1000 hi + lo`, `m = 1000 a + b` is
+/// `ticks a + hi b + lo b / 1000`.
+fn instructions(ticks: u32, milli_per_tick: u32) -> u32 {
+    let (a, b) = (milli_per_tick / 1000, milli_per_tick % 1000);
+    let (hi, lo) = (ticks / 1000, ticks % 1000);
+    ticks
+        .saturating_mul(a)
+        .saturating_add(hi * b)
+        .saturating_add(lo * b / 1000)
 }
 
 /// Generates every digit, printing its checksum and cost. Returns the total, smallest and
@@ -183,9 +280,9 @@ fn generate_all(
     arena: &mut [u8],
     cache: &mut [u32],
     image: &mut Image,
-    milli_per_tick: Option<u64>,
-) -> (u64, u64, u64) {
-    let macs = model.macs_per_digit().max(1);
+    milli_per_tick: Option<u32>,
+) -> (u32, u32, u32) {
+    let macs = u32::try_from(model.macs_per_digit()).unwrap_or(u32::MAX);
     // With a weight cache (mps2-an386) the row-by-row layers' merged weights are
     // prepared once, here; the small boards pass none and merge per row.
     let generator = if cache.is_empty() {
@@ -197,7 +294,7 @@ fn generate_all(
         Ok(generator) => generator,
         Err(e) => fail_with("generator rejects the arena", e),
     };
-    let (mut total, mut min, mut max) = (0, u64::MAX, 0);
+    let (mut total, mut min, mut max) = (0u32, u32::MAX, 0);
     for digit in 0..10u8 {
         let seed = BASE_SEED + u32::from(digit);
         let start = Stamp::now();
@@ -206,26 +303,28 @@ fn generate_all(
         if let Err(e) = result {
             fail_with("generation failed", e);
         }
-        hprintln!(
-            "digit {} seed {} fnv1a {:#010x}",
-            digit,
-            seed,
-            fnv1a32(image)
-        );
-        let instructions = milli_per_tick.map_or(0, |m| elapsed * m / 1000);
+        Line::new()
+            .s("digit ")
+            .u(u32::from(digit))
+            .s(" seed ")
+            .u(seed)
+            .s(" fnv1a ")
+            .hex(fnv1a32(image))
+            .print();
+        let instructions = milli_per_tick.map_or(0, |m| instructions(elapsed, m));
         if milli_per_tick.is_some() {
-            let per_mac_x100 = (instructions * 100 + macs / 2) / macs;
-            hprintln!(
-                "  instructions {} ({}.{:02} per MAC)",
-                instructions,
-                per_mac_x100 / 100,
-                per_mac_x100 % 100
-            );
+            Line::new()
+                .s("  instructions ")
+                .u(instructions)
+                .s(" (")
+                .centi(ratio_x100(instructions, macs))
+                .s(" per MAC)")
+                .print();
         }
         if digit == PREVIEW_DIGIT {
             print_preview(digit, seed, image);
         }
-        total += instructions;
+        total = total.saturating_add(instructions);
         min = min.min(instructions);
         max = max.max(instructions);
     }
@@ -239,8 +338,8 @@ fn generate_all(
 /// preparing is not timed). Only on `mps2-an386`, whose RAM is large.
 #[cfg(feature = "mps2-an386")]
 #[inline(never)]
-fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u64) {
-    use generator_core::{INPUT_DIM, MAX_ARENA_BYTES, ops};
+fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u32) {
+    use generator_core::{INPUT_DIM, LayerShape, MAX_ARENA_BYTES, ops};
     let Some(arena) = cortex_m::singleton!(: [u8; MAX_ARENA_BYTES] = [0; MAX_ARENA_BYTES]) else {
         fail("profile arena already taken")
     };
@@ -264,17 +363,42 @@ fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u64) {
         };
         let start = Stamp::now();
         let result = ops::run_layer(layer, &src[..n_in], &mut dst[..n_out]);
-        let instructions = start.elapsed() * milli_per_tick / 1000;
+        let count = instructions(start.elapsed(), milli_per_tick);
         if let Err(e) = result {
             fail_with("layer failed", e);
         }
-        hprintln!(
-            "layer {} {:?}: {} instructions, {} MACs",
-            i,
-            layer.shape(),
-            instructions,
-            layer.shape().macs()
-        );
+        let mut text = Line::new();
+        text.s("layer ").u(i as u32).s(" ");
+        match layer.shape() {
+            LayerShape::Linear { inputs, outputs } => {
+                text.s("linear ")
+                    .u(inputs.into())
+                    .s(" -> ")
+                    .u(outputs.into());
+            }
+            LayerShape::Conv3x3 {
+                in_ch,
+                out_ch,
+                in_h,
+                in_w,
+                upsample,
+            } => {
+                text.s(if upsample { "up + conv " } else { "conv " })
+                    .u(in_ch.into())
+                    .s(" -> ")
+                    .u(out_ch.into())
+                    .s(" on ")
+                    .u(in_h.into())
+                    .s("x")
+                    .u(in_w.into());
+            }
+        }
+        text.s(": ")
+            .u(count)
+            .s(" instructions, ")
+            .u(layer.shape().macs() as u32)
+            .s(" MACs")
+            .print();
         let words = ops::conv::prepared_words(layer);
         if words == 0 || words > cache.len() {
             continue;
@@ -286,30 +410,38 @@ fn profile_layers(model: &Model<'_>, cache: &mut [u32], milli_per_tick: u64) {
         let start = Stamp::now();
         let result =
             ops::run_layer_prepared(layer, Some(prepared), &src[..n_in], &mut dst[..n_out]);
-        let instructions = start.elapsed() * milli_per_tick / 1000;
+        let count = instructions(start.elapsed(), milli_per_tick);
         if let Err(e) = result {
             fail_with("layer failed", e);
         }
-        hprintln!(
-            "layer {} from prepared weights: {} instructions",
-            i,
-            instructions
-        );
+        Line::new()
+            .s("layer ")
+            .u(i as u32)
+            .s(" from prepared weights: ")
+            .u(count)
+            .s(" instructions")
+            .print();
     }
 }
 
 /// Prints an image as ASCII art, two characters per pixel so it keeps its aspect.
 fn print_preview(digit: u8, seed: u32, image: &Image) {
     const RAMP: &[u8; 10] = b" .:-=+*#%@";
-    hprintln!("preview of digit {} (seed {}):", digit, seed);
-    let mut line = [b' '; 2 * IMAGE_SIDE];
+    Line::new()
+        .s("preview of digit ")
+        .u(u32::from(digit))
+        .s(" (seed ")
+        .u(seed)
+        .s("):")
+        .print();
     for row in image.chunks_exact(IMAGE_SIDE) {
-        for (cell, &level) in line.chunks_exact_mut(2).zip(row) {
+        let mut text = Line::new();
+        text.s("|");
+        for &level in row {
             let c = RAMP[usize::from(level) * RAMP.len() / 256];
-            cell.fill(c);
+            text.bytes(&[c, c]);
         }
-        // The ramp is ASCII, so this never fails.
-        hprintln!("|{}|", core::str::from_utf8(&line).unwrap_or("?"));
+        text.s("|").print();
     }
 }
 
@@ -340,12 +472,12 @@ impl Stamp {
     /// Ticks from `self` to now, modulo the 2^24-tick period. Exact as long as the interval
     /// is shorter than one period (671 M instructions); the wrap count, kept by the SysTick
     /// exception, proves it is (one wrap may be legitimate, two cannot be).
-    fn elapsed(self) -> u64 {
+    fn elapsed(self) -> u32 {
         let end = Self::now();
         if end.wraps.wrapping_sub(self.wraps) > 1 {
             fail("timed interval longer than one SysTick period");
         }
-        u64::from(self.current.wrapping_sub(end.current) & RELOAD)
+        self.current.wrapping_sub(end.current) & RELOAD
     }
 }
 
@@ -366,8 +498,8 @@ fn spin(iterations: u32) {
 
 /// Instructions per SysTick tick, times 1000, from loops of N and 2N iterations (their
 /// difference is exactly 2N instructions, whatever the fixed overhead). `None` if SysTick
-/// does not advance (boards whose QEMU model gives it no clock, e.g. `microbit`).
-fn calibrate() -> Option<u64> {
+/// does not advance (boards whose QEMU model gives it no clock).
+fn calibrate() -> Option<u32> {
     let timed = |iterations| {
         let start = Stamp::now();
         spin(iterations);
@@ -375,17 +507,20 @@ fn calibrate() -> Option<u64> {
     };
     let short = timed(CALIBRATION_ITERATIONS);
     let long = timed(2 * CALIBRATION_ITERATIONS);
-    let instructions = 2 * u64::from(CALIBRATION_ITERATIONS);
+    let instructions = 2 * CALIBRATION_ITERATIONS;
     let delta = long.saturating_sub(short);
-    hprintln!(
-        "calibration: {} extra instructions took {} ticks",
-        instructions,
-        delta
-    );
+    Line::new()
+        .s("calibration: ")
+        .u(instructions)
+        .s(" extra instructions took ")
+        .u(delta)
+        .s(" ticks")
+        .print();
     if delta == 0 {
-        hprintln!("calibration: SysTick does not advance on this board: no instruction counts");
+        line("calibration: SysTick does not advance on this board: no instruction counts");
         return None;
     }
+    // 2 M instructions times 1000 fits a `u32`.
     Some(instructions * 1000 / delta)
 }
 
@@ -426,20 +561,27 @@ fn stack_peak(low: usize) -> usize {
     top - address
 }
 
-/// Reports a fatal error and exits QEMU with a failure status.
-fn fail(message: &str) -> ! {
-    hprintln!("error: {}", message);
+/// Exits QEMU with a failure status.
+fn exit_failure() -> ! {
     debug::exit(debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::wfi();
     }
 }
 
+/// Reports a fatal error and exits QEMU with a failure status.
+fn fail(message: &str) -> ! {
+    Line::new().s("error: ").s(message).print();
+    exit_failure()
+}
+
 /// [`fail`] with a `generator-core` error.
 fn fail_with(message: &str, error: generator_core::Error) -> ! {
-    hprintln!("error: {}: {}", message, error);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    Line::new()
+        .s("error: ")
+        .s(message)
+        .s(": ")
+        .s(error.as_str())
+        .print();
+    exit_failure()
 }

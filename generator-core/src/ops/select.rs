@@ -21,10 +21,14 @@ const PREFERENCE: &[Kernel] = &[Kernel::Portable];
 /// lives on the stack).
 pub(crate) const LINEAR_MAX_INPUTS: usize = 64;
 
-/// The kernel that runs `layer` here. Out of line: it is called once per layer call,
+/// The kernel that runs `layer` here (always the reference with feature
+/// `reference-only`). Out of line: it is called once per layer call,
 /// from several places, and inlined copies would cost Cortex-M0 flash.
 #[inline(never)]
 pub fn select(layer: &Layer<'_>) -> Kernel {
+    if cfg!(feature = "reference-only") {
+        return Kernel::Reference;
+    }
     PREFERENCE
         .iter()
         .copied()
