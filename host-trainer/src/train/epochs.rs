@@ -208,11 +208,13 @@ pub fn train(
                 if !epoch_done {
                     save_progress(&trainer, run)?;
                 }
-                progress.bar.abandon_with_message(format!(
+                // Printed, not left on the bar, which is not drawn without a terminal.
+                progress.bar.abandon();
+                eprintln!(
                     "interrupted at step {}, saved: resume with --resume {}",
                     trainer.state.step,
                     run.0.display()
-                ));
+                );
                 bail!("interrupted");
             }
             if limits.reached(&trainer) {
