@@ -13,7 +13,7 @@
 //!
 //! For the shipped model the arena shrinks from 9,408 to 3,920 bytes (`7 x 7 x 16`
 //! linear output, `14 x 14 x 16` map, and the `3 x 28 x 8` window in the space of the
-//! first). Every row comes from [`ops::conv::conv3x3_rows`], which gives the same bytes
+//! first). Every row comes from [`crate::ops::conv::conv3x3_rows`], which gives the same bytes
 //! as the whole-map kernel, so the images are bit-identical to [`Generator`]'s.
 //!
 //! A layer run by rows would merge its phase weights again on every call; with
