@@ -307,12 +307,23 @@ impl Reference {
     /// Scores labelled generated images (`labels[i]` = the digit that was asked for), the
     /// two-sample test included.
     pub fn score(&self, name: &str, images: &[u8], labels: &[u8]) -> anyhow::Result<Metrics> {
+        self.score_with(name, images, labels, &TwoSampleConfig::new())
+    }
+
+    /// [`score`](Self::score) with another two-sample critic (more passes, wider, another
+    /// seed), to check that the protocol's critic is strong enough.
+    pub fn score_with(
+        &self,
+        name: &str,
+        images: &[u8],
+        labels: &[u8],
+        config: &TwoSampleConfig,
+    ) -> anyhow::Result<Metrics> {
         let mut m = self.figures(name, images, labels);
         let (real, generated) = matched_by_digit(&self.test, images, labels);
         let device = self.classifier.device();
-        let config = TwoSampleConfig::new();
         m.two_sample = Some(
-            two_sample_test(&real, &generated, &config, &device)
+            two_sample_test(&real, &generated, config, &device)
                 .with_context(|| format!("two-sample test of {name}"))?,
         );
         Ok(m)

@@ -23,6 +23,7 @@ use host_trainer::infer::GeneratorFile;
 use host_trainer::model::GeneratorConfig;
 use host_trainer::run::{self, RunArgs};
 use host_trainer::train::{BadSetting, ensure_setting};
+use host_trainer::two_sample::TwoSampleConfig;
 use host_trainer::{bench, eval, fsutil, quantize};
 
 #[derive(Parser, Debug)]
@@ -107,6 +108,15 @@ struct EvalArgs {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Two-sample critic: passes over its training half (the protocol's is 10).
+    #[arg(long, default_value_t = 10)]
+    critic_passes: usize,
+    /// Two-sample critic: channel multiplier (1 = 16/32 channels, the protocol's).
+    #[arg(long, default_value_t = 1)]
+    critic_width: usize,
+    /// Two-sample critic: seed of its split, batch order and initialisation.
+    #[arg(long, default_value_t = 1)]
+    critic_seed: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -225,6 +235,12 @@ fn classifier(a: ClassifierArgs) -> anyhow::Result<()> {
 
 fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     set_threads(a.common.threads)?;
+    ensure_setting(a.critic_passes > 0, || {
+        "--critic-passes must be at least 1, got 0".to_string()
+    })?;
+    ensure_setting(a.critic_width > 0, || {
+        "--critic-width must be at least 1, got 0".to_string()
+    })?;
     let device = a.common.backend.device()?;
     let (train_set, test_set) = load(&a.common)?;
     let file = GeneratorFile::open(&a.model, &device)?;
@@ -236,7 +252,12 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     );
     let (labels, seeds) = eval_labels(a.per_class, 0);
     let images = file.generate(&labels, &seeds)?;
-    let m: Metrics = reference.score(&a.model.display().to_string(), &images, &labels)?;
+    let critic = TwoSampleConfig::new()
+        .with_epochs(a.critic_passes)
+        .with_width(a.critic_width)
+        .with_seed(a.critic_seed);
+    let m: Metrics =
+        reference.score_with(&a.model.display().to_string(), &images, &labels, &critic)?;
     println!("{}", reference.floor.table());
     println!("{}", m.table());
     if let Some(j) = a.json {

@@ -40,6 +40,11 @@ pub struct TwoSampleConfig {
     /// Adam learning rate.
     #[config(default = 1e-3)]
     pub lr: f64,
+    /// Channel multiplier of the critic: its convolutions have 16 x `width` and 32 x
+    /// `width` channels (1 is the protocol's critic; wider ones check that it is strong
+    /// enough).
+    #[config(default = 1)]
+    pub width: usize,
 }
 
 /// Outcome of the two-sample test.
@@ -65,25 +70,26 @@ struct Critic {
 }
 
 impl Critic {
-    fn new(device: &Device) -> Self {
+    fn new(width: usize, device: &Device) -> Self {
+        let (c1, c2) = (16 * width, 32 * width);
         let conv = |cin, cout| {
             Conv2dConfig::new([cin, cout], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device)
         };
         Self {
-            conv1: conv(1, 16),
-            conv2: conv(16, 32),
+            conv1: conv(1, c1),
+            conv2: conv(c1, c2),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            out: LinearConfig::new(32 * (IMAGE_SIDE / 4) * (IMAGE_SIDE / 4), 1).init(device),
+            out: LinearConfig::new(c2 * (IMAGE_SIDE / 4) * (IMAGE_SIDE / 4), 1).init(device),
         }
     }
 
     /// `[b, 1, 28, 28]` -> scores `[b]` (positive: real).
     fn forward(&self, x: Tensor<4>) -> Tensor<1> {
         let [b, ..] = x.dims();
-        let h = self.pool.forward(relu(self.conv1.forward(x))); // [b, 16, 14, 14]
-        let h = self.pool.forward(relu(self.conv2.forward(h))); // [b, 32, 7, 7]
+        let h = self.pool.forward(relu(self.conv1.forward(x))); // [b, c1, 14, 14]
+        let h = self.pool.forward(relu(self.conv2.forward(h))); // [b, c2, 7, 7]
         self.out.forward(h.flatten::<2>(1, 3)).reshape([b])
     }
 }
@@ -129,7 +135,8 @@ pub fn two_sample_test(
 
     device.seed(config.seed);
     let ad = device.clone().autodiff();
-    let mut critic = Critic::new(&ad);
+    anyhow::ensure!(config.width >= 1, "the critic's width must be at least 1");
+    let mut critic = Critic::new(config.width, &ad);
     let mut optim = AdamConfig::new().init();
     let batch = config.batch.max(2);
     for _ in 0..config.epochs {
