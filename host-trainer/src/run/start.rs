@@ -58,6 +58,16 @@ pub struct RunArgs {
     /// digits' classes and the generator to make fakes it names as their labels (0: off).
     #[arg(long, default_value_t = DEFAULT_AUX_WEIGHT)]
     pub aux_weight: f64,
+    /// Fade the class loss linearly to 0 over this last fraction of the run (0: keep it).
+    #[arg(long, default_value_t = 0.0)]
+    pub aux_fade: f64,
+    /// Progress (0 to 1) at which the learning rate starts its linear decay to `--lr-end`.
+    #[arg(long, default_value_t = 0.0)]
+    pub lr_decay_start: f64,
+    /// Weight of a consistency loss for the discriminator: the same score for a digit and
+    /// the digit shifted by up to 2 pixels, real and generated (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub consistency: f64,
     /// Discriminator widths (channels of its two 4x4/2 convolutions). 16 32 trains about
     /// 1.8x faster per image than 32 64 on this machine (docs/EXPERIMENTS.md, "Recipe ablation").
     #[arg(long, num_args = 2, default_values_t = [16, 32])]
@@ -163,6 +173,9 @@ pub fn new_run(
     .with_beta2(a.beta2)
     .with_lr_end(a.lr_end)
     .with_aux_weight(a.aux_weight)
+    .with_aux_fade(a.aux_fade)
+    .with_lr_decay_start(a.lr_decay_start)
+    .with_consistency(a.consistency)
     .with_seed(a.seed)
     .with_train_subset(a.train_subset);
     apply_limits(&mut config, a, n_train, false);

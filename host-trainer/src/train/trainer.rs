@@ -11,7 +11,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 use burn::tensor::activation::{log_softmax, relu};
-use generator_core::Z_DIM;
+use generator_core::{IMAGE_PIXELS, IMAGE_SIDE, Z_DIM};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
@@ -68,6 +68,19 @@ pub struct TrainConfig {
     /// take [`DEFAULT_AUX_WEIGHT`].
     #[config(default = 0.0)]
     pub aux_weight: f64,
+    /// The class loss fades linearly to 0 over this last fraction of the run (0 = it keeps
+    /// its weight to the end; 1 = it fades over the whole run).
+    #[config(default = 0.0)]
+    pub aux_fade: f64,
+    /// Progress of the run (in [0, 1)) at which the learning-rate decay towards `lr_end`
+    /// starts; 0 decays over the whole run.
+    #[config(default = 0.0)]
+    pub lr_decay_start: f64,
+    /// Weight of the discriminator's consistency loss (0 = none): the squared difference
+    /// between its scores of an image and of the same image shifted by up to
+    /// [`CONSISTENCY_SHIFT`] pixels each way, on the real and the fake batch.
+    #[config(default = 0.0)]
+    pub consistency: f64,
     /// Seed of weights, batches and noise.
     #[config(default = 1)]
     pub seed: u64,
@@ -157,6 +170,40 @@ fn class_loss(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     log_softmax(logits, 1).mul(targets).sum_dim(1).mean().neg()
 }
 
+/// The largest shift, in pixels each way, of the consistency loss.
+pub const CONSISTENCY_SHIFT: usize = 2;
+
+/// `x` `[b, 1, 28, 28]` with every image moved by its own random shift of up to
+/// [`CONSISTENCY_SHIFT`] pixels in each direction; the pixels moved in are background (-1).
+fn shift_images(x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+    let dims = x.dims();
+    let device = x.device();
+    let v = to_vec_f32(x);
+    let side = IMAGE_SIDE as isize;
+    let span = 2 * CONSISTENCY_SHIFT + 1;
+    let mut out = vec![-1f32; v.len()];
+    for (src, dst) in v
+        .chunks_exact(IMAGE_PIXELS)
+        .zip(out.chunks_exact_mut(IMAGE_PIXELS))
+    {
+        let dy = rng.below(span) as isize - CONSISTENCY_SHIFT as isize;
+        let dx = rng.below(span) as isize - CONSISTENCY_SHIFT as isize;
+        for r in 0..side {
+            let sr = r - dy;
+            if !(0..side).contains(&sr) {
+                continue;
+            }
+            for c in 0..side {
+                let sc = c - dx;
+                if (0..side).contains(&sc) {
+                    dst[(r * side + c) as usize] = src[(sr * side + sc) as usize];
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(out, dims), &device)
+}
+
 /// Blobs of a checkpoint, in order: state (JSON), G, D, EMA, G optimiser, D optimiser.
 const CHECKPOINT_BLOBS: usize = 6;
 
@@ -196,7 +243,22 @@ impl TrainConfig {
     /// Learning-rate multiplier of the step after `state`: 1 at the start, `lr_end` at the
     /// end of the run.
     pub fn lr_scale(&self, state: &TrainState) -> f64 {
-        1.0 + (self.lr_end - 1.0) * self.progress(state)
+        let start = self.lr_decay_start;
+        let p = self.progress(state);
+        if p <= start {
+            return 1.0;
+        }
+        1.0 + (self.lr_end - 1.0) * (p - start) / (1.0 - start)
+    }
+
+    /// Weight of the class loss in the step after `state`: `aux_weight`, falling linearly
+    /// to 0 over the last `aux_fade` of the run.
+    pub fn aux_weight_at(&self, state: &TrainState) -> f64 {
+        let left = 1.0 - self.progress(state);
+        if self.aux_fade <= 0.0 || left >= self.aux_fade {
+            return self.aux_weight;
+        }
+        self.aux_weight * left / self.aux_fade
     }
 
     /// EMA decay of the update after `step` steps.
@@ -242,6 +304,17 @@ impl TrainConfig {
             "lr-end must be a number >= 0, got {}",
             self.lr_end
         );
+        for (name, v) in [
+            ("aux-fade", self.aux_fade),
+            ("consistency", self.consistency),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "{name} must be a number >= 0, got {v}"
+            );
+        }
+        anyhow::ensure!(self.aux_fade <= 1.0, "aux-fade must be at most 1");
+        unit("lr-decay-start", self.lr_decay_start)?;
         unit("ema", self.ema_decay)?;
         unit("beta1", f64::from(self.beta1))?;
         unit("beta2", f64::from(self.beta2))
@@ -327,12 +400,23 @@ impl Trainer {
 
         // Discriminator: hinge loss on real and (detached) fake, plus the class loss on
         // real digits when it has a weight.
-        let aux = self.config.aux_weight;
+        let aux = self.config.aux_weight_at(&self.state);
         let onehot_y = (aux > 0.0).then_some(targets);
+        let cr = self.config.consistency;
+        let shifted = (cr > 0.0).then(|| {
+            let both = Tensor::cat(vec![real.clone(), fake.clone().detach()], 0);
+            shift_images(both, &mut self.state.rng)
+        });
         let (d_real, real_logits) = self.d.forward_with_logits(real, y.clone());
         let d_fake = self.d.forward(fake.clone().detach(), y.clone());
-        let mut d_loss =
-            relu(d_real.neg().add_scalar(1.0)).mean() + relu(d_fake.add_scalar(1.0)).mean();
+        let mut d_loss = relu(d_real.clone().neg().add_scalar(1.0)).mean()
+            + relu(d_fake.clone().add_scalar(1.0)).mean();
+        if let Some(moved) = shifted {
+            let yy = Tensor::cat(vec![y.clone(), y.clone()], 0);
+            let d_moved = self.d.forward(moved, yy);
+            let d_both = Tensor::cat(vec![d_real, d_fake], 0);
+            d_loss = d_loss + (d_both - d_moved).powi_scalar(2).mean().mul_scalar(cr);
+        }
         if let Some(t) = &onehot_y {
             d_loss = d_loss + class_loss(real_logits, t.clone()).mul_scalar(aux);
         }
@@ -477,6 +561,52 @@ mod tests {
     }
 
     #[test]
+    fn decay_can_start_late_and_the_class_loss_can_fade() {
+        let tail = config()
+            .with_lr_end(0.0)
+            .with_lr_decay_start(0.8)
+            .with_max_steps(1000);
+        assert_eq!(tail.lr_scale(&state(800, 0.0)), 1.0);
+        assert!((tail.lr_scale(&state(900, 0.0)) - 0.5).abs() < 1e-12);
+        assert!(tail.lr_scale(&state(1000, 0.0)).abs() < 1e-12);
+
+        let fade = config()
+            .with_aux_weight(0.04)
+            .with_aux_fade(0.5)
+            .with_max_steps(1000);
+        assert_eq!(fade.aux_weight_at(&state(500, 0.0)), 0.04);
+        assert!((fade.aux_weight_at(&state(750, 0.0)) - 0.02).abs() < 1e-12);
+        assert_eq!(fade.aux_weight_at(&state(1000, 0.0)), 0.0);
+        // Without a fade the weight is constant.
+        let keep = config().with_aux_weight(0.04).with_max_steps(1000);
+        assert_eq!(keep.aux_weight_at(&state(999, 0.0)), 0.04);
+    }
+
+    #[test]
+    fn shifted_images_keep_their_pixels_and_fill_with_background() {
+        let device = Device::flex();
+        // One bright pixel in the middle of each of 50 images: after the shift it is still
+        // there exactly once, at most CONSISTENCY_SHIFT away, and all else is background.
+        let n = 50;
+        let mut v = vec![-1f32; n * IMAGE_PIXELS];
+        for i in 0..n {
+            v[i * IMAGE_PIXELS + 14 * IMAGE_SIDE + 14] = 0.5;
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(v, [n, 1, IMAGE_SIDE, IMAGE_SIDE]), &device);
+        let out = to_vec_f32(shift_images(x, &mut Rng::new(3)));
+        let mut moved = 0;
+        for img in out.chunks_exact(IMAGE_PIXELS) {
+            let lit: Vec<usize> = (0..IMAGE_PIXELS).filter(|&p| img[p] != -1.0).collect();
+            assert_eq!(lit.len(), 1);
+            assert_eq!(img[lit[0]], 0.5);
+            let (r, c) = (lit[0] / IMAGE_SIDE, lit[0] % IMAGE_SIDE);
+            assert!(r.abs_diff(14) <= CONSISTENCY_SHIFT && c.abs_diff(14) <= CONSISTENCY_SHIFT);
+            moved += usize::from(lit[0] != 14 * IMAGE_SIDE + 14);
+        }
+        assert!(moved > n / 2, "most images move: {moved} of {n}");
+    }
+
+    #[test]
     fn ema_warm_up_ramps_the_decay() {
         let warm = config().with_ema_warmup(true);
         assert!((warm.ema_decay_at(0) - 0.1).abs() < 1e-12);
@@ -495,6 +625,10 @@ mod tests {
             config().with_lr_end(-0.5),
             config().with_aux_weight(-0.1),
             config().with_aux_weight(f64::INFINITY),
+            config().with_aux_fade(1.5),
+            config().with_aux_fade(-0.1),
+            config().with_lr_decay_start(1.0),
+            config().with_consistency(f64::NAN),
             config().with_ema_decay(1.0),
             config().with_beta1(1.0),
             config().with_beta2(-0.1),
@@ -516,8 +650,15 @@ mod tests {
         obj.remove("lr_end");
         obj.remove("ema_warmup");
         obj.remove("aux_weight");
+        obj.remove("aux_fade");
+        obj.remove("lr_decay_start");
+        obj.remove("consistency");
         let read = TrainConfig::from_json(&old.to_string()).unwrap();
         assert_eq!(read.aux_weight, 0.0);
+        assert_eq!(
+            (read.aux_fade, read.lr_decay_start, read.consistency),
+            (0.0, 0.0, 0.0)
+        );
         assert_eq!(read.lr_end, 1.0);
         assert!(!read.ema_warmup);
         assert_eq!(read.lr_g, 1e-4);
