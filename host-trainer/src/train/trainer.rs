@@ -294,17 +294,9 @@ impl TrainConfig {
                 "{name} must be a positive number, got {lr}"
             );
         }
-        anyhow::ensure!(
-            self.aux_weight.is_finite() && self.aux_weight >= 0.0,
-            "aux-weight must be a number >= 0, got {}",
-            self.aux_weight
-        );
-        anyhow::ensure!(
-            self.lr_end.is_finite() && self.lr_end >= 0.0,
-            "lr-end must be a number >= 0, got {}",
-            self.lr_end
-        );
         for (name, v) in [
+            ("aux-weight", self.aux_weight),
+            ("lr-end", self.lr_end),
             ("aux-fade", self.aux_fade),
             ("consistency", self.consistency),
         ] {
