@@ -20,7 +20,9 @@ pub(crate) fn smlad_model(a: u32, b: u32, acc: i32) -> i32 {
 }
 
 /// The halves of `a` and `b` added as two `i16` (wrapping): the model of `SADD16`.
-#[cfg_attr(arm_dsp, allow(dead_code))] // there: tests only
+// Only the Arm DSP kernel merges with it (`cfg(arm_dsp_kernel)`), and on `arm_dsp`
+// targets only the tests do.
+#[cfg_attr(any(arm_dsp, not(arm_dsp_kernel)), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn sadd16_model(a: u32, b: u32) -> u32 {
     let lo = (a as i16).wrapping_add(b as i16);
