@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Fade the class loss linearly to 0 over this last fraction of the run (0: keep it).
     #[arg(long, default_value_t = 0.0)]
     pub aux_fade: f64,
+    /// What the fade leaves of the class loss's weight, as a fraction of it (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub aux_end: f64,
     /// Progress (0 to 1) at which the learning rate starts its linear decay to `--lr-end`.
     #[arg(long, default_value_t = 0.0)]
     pub lr_decay_start: f64,
@@ -174,6 +177,7 @@ pub fn new_run(
     .with_lr_end(a.lr_end)
     .with_aux_weight(a.aux_weight)
     .with_aux_fade(a.aux_fade)
+    .with_aux_end(a.aux_end)
     .with_lr_decay_start(a.lr_decay_start)
     .with_consistency(a.consistency)
     .with_seed(a.seed)

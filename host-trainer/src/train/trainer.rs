@@ -72,6 +72,10 @@ pub struct TrainConfig {
     /// its weight to the end; 1 = it fades over the whole run).
     #[config(default = 0.0)]
     pub aux_fade: f64,
+    /// What is left of the class loss's weight at the end of the fade, as a fraction of
+    /// `aux_weight` (0 = it fades out; in [0, 1]).
+    #[config(default = 0.0)]
+    pub aux_end: f64,
     /// Progress of the run (in [0, 1)) at which the learning-rate decay towards `lr_end`
     /// starts; 0 decays over the whole run.
     #[config(default = 0.0)]
@@ -252,13 +256,14 @@ impl TrainConfig {
     }
 
     /// Weight of the class loss in the step after `state`: `aux_weight`, falling linearly
-    /// to 0 over the last `aux_fade` of the run.
+    /// to `aux_end * aux_weight` over the last `aux_fade` of the run.
     pub fn aux_weight_at(&self, state: &TrainState) -> f64 {
         let left = 1.0 - self.progress(state);
         if self.aux_fade <= 0.0 || left >= self.aux_fade {
             return self.aux_weight;
         }
-        self.aux_weight * left / self.aux_fade
+        let end = self.aux_weight * self.aux_end;
+        end + (self.aux_weight - end) * left / self.aux_fade
     }
 
     /// EMA decay of the update after `step` steps.
@@ -298,6 +303,7 @@ impl TrainConfig {
             ("aux-weight", self.aux_weight),
             ("lr-end", self.lr_end),
             ("aux-fade", self.aux_fade),
+            ("aux-end", self.aux_end),
             ("consistency", self.consistency),
         ] {
             anyhow::ensure!(
@@ -306,6 +312,7 @@ impl TrainConfig {
             );
         }
         anyhow::ensure!(self.aux_fade <= 1.0, "aux-fade must be at most 1");
+        anyhow::ensure!(self.aux_end <= 1.0, "aux-end must be at most 1");
         unit("lr-decay-start", self.lr_decay_start)?;
         unit("ema", self.ema_decay)?;
         unit("beta1", f64::from(self.beta1))?;
@@ -569,6 +576,11 @@ mod tests {
         assert_eq!(fade.aux_weight_at(&state(500, 0.0)), 0.04);
         assert!((fade.aux_weight_at(&state(750, 0.0)) - 0.02).abs() < 1e-12);
         assert_eq!(fade.aux_weight_at(&state(1000, 0.0)), 0.0);
+        // It can fade to a part of its weight instead.
+        let part = fade.clone().with_aux_end(0.25);
+        assert_eq!(part.aux_weight_at(&state(500, 0.0)), 0.04);
+        assert!((part.aux_weight_at(&state(750, 0.0)) - 0.025).abs() < 1e-12);
+        assert!((part.aux_weight_at(&state(1000, 0.0)) - 0.01).abs() < 1e-12);
         // Without a fade the weight is constant.
         let keep = config().with_aux_weight(0.04).with_max_steps(1000);
         assert_eq!(keep.aux_weight_at(&state(999, 0.0)), 0.04);
@@ -619,6 +631,8 @@ mod tests {
             config().with_aux_weight(f64::INFINITY),
             config().with_aux_fade(1.5),
             config().with_aux_fade(-0.1),
+            config().with_aux_end(1.5),
+            config().with_aux_end(f64::NAN),
             config().with_lr_decay_start(1.0),
             config().with_consistency(f64::NAN),
             config().with_ema_decay(1.0),
@@ -643,14 +657,13 @@ mod tests {
         obj.remove("ema_warmup");
         obj.remove("aux_weight");
         obj.remove("aux_fade");
+        obj.remove("aux_end");
         obj.remove("lr_decay_start");
         obj.remove("consistency");
         let read = TrainConfig::from_json(&old.to_string()).unwrap();
         assert_eq!(read.aux_weight, 0.0);
-        assert_eq!(
-            (read.aux_fade, read.lr_decay_start, read.consistency),
-            (0.0, 0.0, 0.0)
-        );
+        assert_eq!((read.aux_fade, read.aux_end), (0.0, 0.0));
+        assert_eq!((read.lr_decay_start, read.consistency), (0.0, 0.0));
         assert_eq!(read.lr_end, 1.0);
         assert!(!read.ema_warmup);
         assert_eq!(read.lr_g, 1e-4);
