@@ -114,6 +114,17 @@ impl Arch {
         max(n[0], n[2]) + max(n[1], n[3])
     }
 
+    /// Arena bytes the streaming generator needs for a model of this architecture
+    /// ([`StreamGenerator::arena_bytes`](crate::StreamGenerator::arena_bytes)): the
+    /// linear layer and the first convolution run whole (regions of `n[0]` and `n[1]`
+    /// bytes), and the second convolution keeps a window of
+    /// three output rows in the first region while
+    /// the last one writes image rows.
+    pub const fn stream_arena_bytes(&self) -> usize {
+        let n = self.output_lens();
+        max(n[0], crate::stream::WINDOW_ROWS * IMAGE_SIDE * self.c2) + n[1]
+    }
+
     /// Number of int8 weights.
     pub const fn weights(&self) -> usize {
         INPUT_DIM * self.c0 * BASE_SIDE * BASE_SIDE
@@ -151,9 +162,29 @@ mod tests {
         assert_eq!(a.weights(), 36_456);
         assert_eq!(a.macs(), 1_444_128);
         assert_eq!(a.arena_bytes(), 9408);
+        assert_eq!(a.stream_arena_bytes(), 3920);
         assert!(a.weights() <= 48 * 1024, "int8 parameter budget");
         assert!(a.macs() <= 1_500_000, "MAC budget");
         assert!(a.arena_bytes() <= 16 * 1024, "activation budget");
+    }
+
+    /// The budgets of issue 21: the streaming arena stays at most 3,920 bytes and the
+    /// whole-image arena at most `MAX_ARENA_BYTES`. The shipped widths sit in the corner
+    /// of both: one more channel anywhere breaks one of them, so capacity can only move
+    /// between the layers by taking it from another (docs/EXPERIMENTS.md).
+    #[test]
+    fn one_more_channel_anywhere_breaks_an_arena_budget() {
+        let fits =
+            |a: Arch| a.stream_arena_bytes() <= 3920 && a.arena_bytes() <= crate::MAX_ARENA_BYTES;
+        let d = Arch::DEFAULT;
+        assert!(fits(d));
+        for grown in [
+            Arch { c0: d.c0 + 1, ..d },
+            Arch { c1: d.c1 + 1, ..d },
+            Arch { c2: d.c2 + 1, ..d },
+        ] {
+            assert!(!fits(grown), "{grown:?} fits the arenas");
+        }
     }
 
     #[test]

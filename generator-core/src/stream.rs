@@ -31,7 +31,7 @@ use crate::{Error, IMAGE_SIDE, INPUT_DIM, Image, Layer, LayerShape, Model, Resul
 
 /// Rows of the second-to-last layer's output kept at once: one image row of a 3x3
 /// convolution reads three.
-const WINDOW_ROWS: usize = 3;
+pub(crate) const WINDOW_ROWS: usize = 3;
 
 /// How a model is split for streaming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

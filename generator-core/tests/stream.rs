@@ -1,6 +1,8 @@
 //! The streaming generator against the whole-image one: same bytes for every image.
 
-use generator_core::{Generator, Image, MAX_ARENA_BYTES, StreamGenerator, default_model};
+mod common;
+
+use generator_core::{Arch, Generator, Image, MAX_ARENA_BYTES, StreamGenerator, default_model};
 use proptest::prelude::*;
 
 #[test]
@@ -12,6 +14,30 @@ fn streaming_arena_is_small() {
     let mut arena = vec![0u8; StreamGenerator::arena_bytes(&model)];
     assert!(StreamGenerator::new(&model, &mut arena[..3919]).is_err());
     assert!(StreamGenerator::new(&model, &mut arena).is_ok());
+}
+
+/// `Arch` is the one source of the budgets: its streaming figure is the streaming
+/// generator's own, for the shipped model and for other widths.
+#[test]
+fn the_architecture_knows_the_streaming_arena() {
+    let model = default_model().expect("shipped model loads");
+    assert_eq!(
+        Arch::DEFAULT.stream_arena_bytes(),
+        StreamGenerator::arena_bytes(&model)
+    );
+    #[cfg(feature = "alloc")]
+    for (c0, c1, c2) in [(16, 16, 8), (8, 18, 7), (12, 12, 9), (4, 8, 10), (1, 1, 1)] {
+        let arch = Arch { c0, c1, c2 };
+        let mut rng = common::Rng(c0 as u64 * 10_000 + c1 as u64 * 100 + c2 as u64);
+        let layers = common::random_layers(&arch.layer_shapes(), &mut rng);
+        let bytes = common::encode(&layers, &common::random_lut(&mut rng));
+        let model = generator_core::Model::from_bytes(&bytes).expect("model loads");
+        assert_eq!(
+            arch.stream_arena_bytes(),
+            StreamGenerator::arena_bytes(&model),
+            "{arch:?}"
+        );
+    }
 }
 
 #[test]
