@@ -246,6 +246,14 @@ impl Mnist {
         Ok(Self { images, labels })
     }
 
+    /// Loads a pair written by [`write_idx_pair`] (or any `images-idx3-ubyte` and
+    /// `labels-idx1-ubyte`, gzip or raw) from `dir`.
+    pub fn load_pair(dir: &Path) -> Result<Self, DataError> {
+        let ip = locate(dir, "images-idx3-ubyte")?;
+        let lp = locate(dir, "labels-idx1-ubyte")?;
+        Self::load_files(&ip, &lp)
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()

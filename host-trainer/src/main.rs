@@ -95,11 +95,16 @@ struct ClassifierArgs {
 }
 
 #[derive(Args, Debug)]
+#[group(id = "what", required = true, multiple = false, args = ["model", "images"])]
 struct EvalArgs {
     /// Generator: Burn weights (`generator-ema.bin`) or an int8 model file (`.dgen`).
     #[arg(long)]
-    model: PathBuf,
-    /// Generated digits per class.
+    model: Option<PathBuf>,
+    /// Digits instead of a generator: a folder with `images-idx3-ubyte` and
+    /// `labels-idx1-ubyte` (gzip or raw), such as `sample` writes, or another generator's
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Generated digits per class (with `--model`).
     #[arg(long, default_value_t = 1000)]
     per_class: usize,
     /// Classifier weights (default: the committed ones).
@@ -243,21 +248,31 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     })?;
     let device = a.common.backend.device()?;
     let (train_set, test_set) = load(&a.common)?;
-    let file = GeneratorFile::open(&a.model, &device)?;
+    let (name, images, labels) = match (&a.model, &a.images) {
+        (Some(model), None) => {
+            let file = GeneratorFile::open(model, &device)?;
+            let (labels, seeds) = eval_labels(a.per_class, 0);
+            (model, file.generate(&labels, &seeds)?, labels)
+        }
+        (None, Some(dir)) => {
+            let set = Mnist::load_pair(dir)?;
+            anyhow::ensure!(!set.is_empty(), "{} holds no digits", dir.display());
+            (dir, set.images, set.labels)
+        }
+        _ => anyhow::bail!("give exactly one of --model and --images"),
+    };
     let cpath = a.classifier.unwrap_or_else(eval::default_classifier_path);
     let reference = Reference::new(
         eval::load_classifier(&cpath, &device)?,
         &train_set,
         &test_set,
     );
-    let (labels, seeds) = eval_labels(a.per_class, 0);
-    let images = file.generate(&labels, &seeds)?;
     let critic = TwoSampleConfig::new()
         .with_epochs(a.critic_passes)
         .with_width(a.critic_width)
         .with_seed(a.critic_seed);
     let m: Metrics =
-        reference.score_with(&a.model.display().to_string(), &images, &labels, &critic)?;
+        reference.score_with(&name.display().to_string(), &images, &labels, &critic)?;
     println!("{}", reference.floor.table());
     println!("{}", m.table());
     if let Some(j) = a.json {

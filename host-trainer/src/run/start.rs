@@ -49,23 +49,25 @@ pub struct RunArgs {
     /// Adam beta 2 (both networks).
     #[arg(long, default_value_t = 0.999)]
     pub beta2: f32,
-    /// Final learning rate as a fraction of the initial one (linear decay over the run's
-    /// step or time limit; 1 = constant). Under a time limit the decay follows the clock,
-    /// so only step- or epoch-limited runs repeat it exactly.
-    #[arg(long, default_value_t = 1.0)]
+    /// Final learning rate as a fraction of the initial one (linear decay from
+    /// `--lr-decay-start` to the run's step or time limit; 1 = constant). Under a time
+    /// limit the decay follows the clock, so only step- or epoch-limited runs repeat it
+    /// exactly.
+    #[arg(long, default_value_t = 0.0)]
     pub lr_end: f64,
     /// Weight of an auxiliary class loss: the discriminator also learns to name real
     /// digits' classes and the generator to make fakes it names as their labels (0: off).
     #[arg(long, default_value_t = DEFAULT_AUX_WEIGHT)]
     pub aux_weight: f64,
-    /// Fade the class loss linearly to 0 over this last fraction of the run (0: keep it).
-    #[arg(long, default_value_t = 0.0)]
+    /// Fade the class loss linearly over this last fraction of the run, to `--aux-end`
+    /// of its weight (0: keep it).
+    #[arg(long, default_value_t = 0.3)]
     pub aux_fade: f64,
     /// What the fade leaves of the class loss's weight, as a fraction of it (0: none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub aux_end: f64,
     /// Progress (0 to 1) at which the learning rate starts its linear decay to `--lr-end`.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.8)]
     pub lr_decay_start: f64,
     /// Weight of a consistency loss for the discriminator: the same score for a digit and
     /// the digit shifted by up to 2 pixels, real and generated (0: off).
@@ -155,13 +157,9 @@ pub fn resume_run(
     Ok((run, t))
 }
 
-/// A fresh run folder `<out>/<unix time>-seed<seed>` with its `config.json`.
-pub fn new_run(
-    a: &RunArgs,
-    backend: BackendKind,
-    n_train: usize,
-) -> anyhow::Result<(RunDir, Trainer)> {
-    let mut config = TrainConfig::new(
+/// The training settings of a new run from the command line (its limit apart).
+fn train_config(a: &RunArgs) -> TrainConfig {
+    TrainConfig::new(
         GeneratorConfig::new(),
         DiscriminatorConfig::new()
             .with_c1(a.d_widths[0])
@@ -181,7 +179,16 @@ pub fn new_run(
     .with_lr_decay_start(a.lr_decay_start)
     .with_consistency(a.consistency)
     .with_seed(a.seed)
-    .with_train_subset(a.train_subset);
+    .with_train_subset(a.train_subset)
+}
+
+/// A fresh run folder `<out>/<unix time>-seed<seed>` with its `config.json`.
+pub fn new_run(
+    a: &RunArgs,
+    backend: BackendKind,
+    n_train: usize,
+) -> anyhow::Result<(RunDir, Trainer)> {
+    let mut config = train_config(a);
     apply_limits(&mut config, a, n_train, false);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -217,5 +224,50 @@ pub fn apply_limits(config: &mut TrainConfig, a: &RunArgs, n_train: usize, resum
         config.max_steps = 0;
         config.max_seconds =
             (a.minutes.unwrap_or(DEFAULT_MINUTES) * 60.0 - RESERVE_SECONDS).max(10.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn config_of<'a>(args: impl IntoIterator<Item = &'a str>) -> String {
+        let cli = Cli::parse_from(std::iter::once("host-trainer").chain(args));
+        serde_json::to_string(&train_config(&cli.run)).unwrap()
+    }
+
+    /// The default run trains the shipped model's recipe: the command that made it, as
+    /// `host-trainer/assets/README.md` gives it, sets nothing the defaults do not.
+    #[test]
+    fn the_default_run_is_the_shipped_models_recipe() {
+        let readme = include_str!("../../assets/README.md");
+        let section = readme
+            .split("## `generator-ema.bin`")
+            .nth(1)
+            .expect("the README has the generator's section");
+        let start = section
+            .find("cargo run --release -p host-trainer --")
+            .expect("the section gives the command that made the model");
+        let command: String = section[start..]
+            .lines()
+            .scan(true, |more, line| {
+                let this = more.then_some(line);
+                *more = line.trim_end().ends_with('\\');
+                this
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('\\', " ");
+        let args: Vec<&str> = command.split_whitespace().skip(6).collect();
+        assert!(args.contains(&"--seed"), "parsed the command: {args:?}");
+        assert_eq!(config_of(args.iter().copied()), config_of([]));
     }
 }

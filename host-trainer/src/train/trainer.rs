@@ -25,7 +25,7 @@ use crate::tensor::{label_tensor, load_module, onehot, record_bytes, to_vec_f32}
 /// Weight of the auxiliary class loss in new runs (`--aux-weight`). [`TrainConfig`] keeps 0
 /// as its default, so a `config.json` written before the setting existed resumes as it
 /// trained.
-pub const DEFAULT_AUX_WEIGHT: f64 = 0.02;
+pub const DEFAULT_AUX_WEIGHT: f64 = 0.03;
 
 /// Everything that defines a training run. Saved as `config.json` in the run folder.
 #[derive(Config, Debug)]
