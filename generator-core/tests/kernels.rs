@@ -740,7 +740,10 @@ proptest! {
             prop_assert_eq!(ran, fallback, "SSE2 kernel skipped");
             prop_assert_eq!(signed(&out), want.clone(), "{:?}", ran);
         }
-        if avx2 {
+        if cfg!(feature = "reference-only") {
+            // The forced kernels above still run; the dispatch takes none of them.
+            prop_assert_eq!(select(&layer), Kernel::Reference);
+        } else if avx2 {
             prop_assert_eq!(select(&layer), avx2_kernel);
         }
         prop_assert_eq!(layer_run(&layer, &input), want, "dispatch");
@@ -761,12 +764,15 @@ fn host_has_avx2() -> bool {
 
 /// The shipped model's layers take the fastest kernels of this host, and each reports
 /// running it: on x86-64 with AVX2 the AVX2 kernels (one lane per channel for the
-/// upsampling layers, per pixel for the last), with SSE2 only the SSE2 convolution.
+/// upsampling layers, per pixel for the last), with SSE2 only the SSE2 convolution; with
+/// the feature `reference-only`, every layer the reference.
 #[test]
 fn default_model_layers_run_the_fastest_kernels() {
     use generator_core::ops::seams;
     let model = generator_core::default_model().expect("default model loads");
-    let want: Vec<Kernel> = if !cfg!(target_arch = "x86_64") {
+    let want: Vec<Kernel> = if cfg!(feature = "reference-only") {
+        vec![Kernel::Reference; 4]
+    } else if !cfg!(target_arch = "x86_64") {
         return;
     } else if host_has_avx2() {
         vec![Kernel::Avx2, Kernel::Avx2, Kernel::Avx2, Kernel::Avx2Pixels]
