@@ -117,9 +117,8 @@ impl Arch {
     /// Arena bytes the streaming generator needs for a model of this architecture
     /// ([`StreamGenerator::arena_bytes`](crate::StreamGenerator::arena_bytes)): the
     /// linear layer and the first convolution run whole (regions of `n[0]` and `n[1]`
-    /// bytes), and the second convolution keeps a window of
-    /// three output rows in the first region while
-    /// the last one writes image rows.
+    /// bytes), and the second convolution keeps a window of three output rows in the
+    /// first region while the last one writes image rows.
     pub const fn stream_arena_bytes(&self) -> usize {
         let n = self.output_lens();
         max(n[0], crate::stream::WINDOW_ROWS * IMAGE_SIDE * self.c2) + n[1]
