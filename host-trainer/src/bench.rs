@@ -29,9 +29,6 @@ pub struct BenchArgs {
     /// Discriminator widths (first, second conv).
     #[arg(long, num_args = 2, default_values_t = [16, 32])]
     pub d_widths: Vec<usize>,
-    /// Pooled discriminator layers (see `run --d-pool`).
-    #[arg(long)]
-    pub d_pool: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -45,8 +42,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         GeneratorConfig::new(),
         DiscriminatorConfig::new()
             .with_c1(a.d_widths[0])
-            .with_c2(a.d_widths[1])
-            .with_pool(a.d_pool),
+            .with_c2(a.d_widths[1]),
     )
     .with_batch(a.batch)
     .with_aux_weight(DEFAULT_AUX_WEIGHT);
@@ -74,11 +70,10 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "backend {:?}, batch {}, D widths {:?}{}, threads {}: median {:.0} images/s (min {:.0}, max {:.0}, {} windows of {} steps)",
+        "backend {:?}, batch {}, D widths {:?}, threads {}: median {:.0} images/s (min {:.0}, max {:.0}, {} windows of {} steps)",
         a.backend,
         a.batch,
         a.d_widths,
-        if a.d_pool { " pooled" } else { "" },
         rayon::current_num_threads(),
         rates[rates.len() / 2],
         rates[0],

@@ -130,12 +130,6 @@ pub struct DiscriminatorConfig {
     /// Channels of the second 4x4/2 conv (7x7).
     #[config(default = 32)]
     pub c2: usize,
-    /// Layout of the first down-sampling layer: `false`, a 4x4 convolution of stride 2;
-    /// `true`, a 3x3 convolution of stride 1, its activation, then 2x2 average pooling (the
-    /// two-sample critic's first layer, which sees every pixel's neighbourhood at full
-    /// resolution). The second layer is a 4x4 convolution of stride 2 either way.
-    #[config(default = false)]
-    pub pool: bool,
 }
 
 /// Negative slope of the discriminator's LeakyReLU.
@@ -156,19 +150,16 @@ pub struct Discriminator {
 impl DiscriminatorConfig {
     /// Builds a freshly initialised discriminator.
     pub fn init(&self, device: &Device) -> Discriminator {
-        let down = |cin, cout, pool: bool| {
-            let conv = if pool {
-                Conv2dConfig::new([cin, cout], [3, 3])
-            } else {
-                Conv2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2])
-            };
-            conv.with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        let down = |cin, cout| {
+            Conv2dConfig::new([cin, cout], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device)
         };
         let feat = self.c2 * D_SIDE * D_SIDE;
         Discriminator {
-            conv1: down(1, self.c1, self.pool),
-            conv2: down(self.c1, self.c2, false),
+            conv1: down(1, self.c1),
+            conv2: down(self.c1, self.c2),
             out: LinearConfig::new(feat, 1).init(device),
             embed: EmbeddingConfig::new(NUM_CLASSES, feat)
                 .with_initializer(burn::nn::Initializer::Normal {
@@ -199,32 +190,12 @@ impl Discriminator {
         ((self.out.forward(h) + proj).reshape([b]), logits)
     }
 
-    /// One down-sampling layer: the strided convolution, or (stride 1) the convolution and
-    /// its activation followed by 2x2 average pooling.
-    fn down(&self, conv: &Conv2d, x: Tensor<4>, act: Act) -> Tensor<4> {
-        let h = conv_module(conv, x, 1, act);
-        if conv.stride[0] == 2 {
-            return h;
-        }
-        // 2x2 average pooling as two small matrix products, `P^T h P` with `P` `[n, n / 2]`
-        // of halves: Burn's pooling backward took a third of the step.
-        let [b, c, n, _] = h.dims();
-        let mut p = vec![0f32; n * (n / 2)];
-        for i in 0..n {
-            p[i * (n / 2) + i / 2] = 0.5;
-        }
-        let p = Tensor::<2>::from_data(TensorData::new(p, [n, n / 2]), &h.device());
-        let pt = p.clone().transpose().unsqueeze::<3>();
-        let rows = h.reshape([b * c, n, n]).matmul(p.unsqueeze::<3>()); // [bc, n, n/2]
-        pt.matmul(rows).reshape([b, c, n / 2, n / 2])
-    }
-
     /// Features `[b, c2 * 49]`, their projection on the label's embedding `[b, 1]`, and `b`.
     fn features(&self, x: Tensor<4>, labels: Tensor<1, Int>) -> (Tensor<2>, Tensor<2>, usize) {
         let [b, ..] = x.dims();
         let leaky = Act::LeakyRelu(LEAKY_SLOPE);
-        let h = self.down(&self.conv1, x, leaky); // [b, c1, 14, 14]
-        let h = self.down(&self.conv2, h, leaky); // [b, c2, 7, 7]
+        let h = conv_module(&self.conv1, x, 1, leaky); // [b, c1, 14, 14]
+        let h = conv_module(&self.conv2, h, 1, leaky); // [b, c2, 7, 7]
         let h = h.flatten::<2>(1, 3); // [b, c2 * 49]
         let e = self
             .embed
@@ -328,48 +299,6 @@ mod tests {
             assert!(
                 (want - got).abs() <= 1e-5 * (1.0 + want.abs()),
                 "row {i}: logit difference {want}, score difference {got}"
-            );
-        }
-    }
-
-    /// The pooled layout's score is its 3x3 convolution, 2x2 average pooling and strided
-    /// convolution computed with Burn's own operations.
-    #[test]
-    fn pooled_discriminator_is_convolution_then_average_pooling() {
-        use burn::tensor::module::avg_pool2d;
-        use burn::tensor::ops::AvgPoolOptions;
-        let device = Device::flex();
-        device.seed(5);
-        let d = DiscriminatorConfig::new()
-            .with_c1(4)
-            .with_c2(8)
-            .with_pool(true)
-            .init(&device);
-        let b = 3;
-        let x = Tensor::<4>::random(
-            [b, 1, IMAGE_SIDE, IMAGE_SIDE],
-            burn::tensor::Distribution::Uniform(-1.0, 1.0),
-            &device,
-        );
-        let y = label_tensor(&[1, 4, 9], &device);
-        let got = to_vec_f32(d.forward(x.clone(), y.clone()));
-        let pool = |h: Tensor<4>| avg_pool2d(h, AvgPoolOptions::new([2, 2]).with_stride([2, 2]));
-        let layer = |conv: &Conv2d, h: Tensor<4>| {
-            let spec = crate::ops::spec_of(conv, 1, Act::LeakyRelu(LEAKY_SLOPE));
-            let bias = crate::ops::bias_of(conv);
-            crate::ops::reference(h, conv.weight.val(), bias, spec)
-        };
-        assert_eq!((d.conv1.stride[0], d.conv2.stride[0]), (1, 2));
-        let h = layer(&d.conv2, pool(layer(&d.conv1, x))).flatten::<2>(1, 3);
-        let e = d.embed.forward(y.reshape([b, 1])).squeeze_dim::<2>(1);
-        let want = (d.out.forward(h.clone()) + (e * h).sum_dim(1)).reshape([b]);
-        let want = to_vec_f32(want);
-        for i in 0..b {
-            assert!(
-                (want[i] - got[i]).abs() <= 1e-5 * (1.0 + want[i].abs()),
-                "image {i}: reference {}, pooled discriminator {}",
-                want[i],
-                got[i]
             );
         }
     }

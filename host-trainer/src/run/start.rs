@@ -77,10 +77,6 @@ pub struct RunArgs {
     /// 1.8x faster per image than 32 64 on this machine (docs/EXPERIMENTS.md, "Recipe ablation").
     #[arg(long, num_args = 2, default_values_t = [16, 32])]
     pub d_widths: Vec<usize>,
-    /// The discriminator's first layer a 3x3 convolution of stride 1 followed by 2x2
-    /// average pooling, instead of a 4x4 convolution of stride 2 (about 0.66x the images/s).
-    #[arg(long)]
-    pub d_pool: bool,
     /// Seed of weights, batches and noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -167,8 +163,7 @@ fn train_config(a: &RunArgs) -> TrainConfig {
         GeneratorConfig::new(),
         DiscriminatorConfig::new()
             .with_c1(a.d_widths[0])
-            .with_c2(a.d_widths[1])
-            .with_pool(a.d_pool),
+            .with_c2(a.d_widths[1]),
     )
     .with_batch(a.batch)
     .with_lr_g(a.lr_g)
